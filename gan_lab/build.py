@@ -1,0 +1,34 @@
+"""Build objects from `{_target_: dotted.path, **kwargs}` specs with one-line errors.
+
+Hydra's `instantiate` wraps constructor errors in multi-line exceptions; for user-facing validation we
+want the ConfigError a constructor raises, and a typo in a parameter name reported with the allowed names.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from hydra.utils import get_class
+
+from gan_lab.errors import ConfigError
+
+
+def build(spec: dict, owner: str, **extra):
+    spec = dict(spec)
+    target = spec.pop("_target_", None)
+    if target is None:
+        raise ConfigError(f"{owner} has no _target_")
+    spec.pop("_partial_", None)
+    spec.pop("_convert_", None)
+    try:
+        cls = get_class(target)
+    except Exception:
+        raise ConfigError(f"{owner}._target_={target!r} cannot be imported") from None
+    kwargs = {**spec, **extra}
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            allowed = ", ".join(p for p in params if p not in extra) or "none"
+            raise ConfigError(f"{owner}: unknown parameter {unknown[0]!r}; allowed {allowed}")
+    return cls(**kwargs)

@@ -1,0 +1,102 @@
+"""Sample pictures: an image grid (or a 2-D scatter over the true modes) every N steps and at the end,
+saved to `samples/<name>_<step>.png` and sent to the image-capable loggers (W&B, TensorBoard)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+
+
+def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
+    """N x C x H x W in [-1, 1] -> H' x W' x 3 uint8 grid (nrow images per row)."""
+    n, c, h, w = x.shape
+    nrow = nrow or int(math.ceil(math.sqrt(n)))
+    ncol = int(math.ceil(n / nrow))
+    img = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    if c == 1:
+        img = img.repeat(1, 3, 1, 1)
+    img = img[:, :3]
+    grid = torch.zeros(3, ncol * (h + pad) + pad, nrow * (w + pad) + pad, dtype=torch.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w] = img[i]
+    return grid.permute(1, 2, 0).numpy()
+
+
+def scatter_image(points: torch.Tensor, centers: torch.Tensor | None = None, title: str = "") -> np.ndarray:
+    """2-D generated points (blue) over the true mode centres (red crosses) as an RGB array."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    p = points.numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, c="tab:blue")
+    if centers is not None:
+        c = centers.numpy()
+        ax.scatter(c[:, 0], c[:, 1], s=60, marker="x", c="tab:red")
+        lim = float(np.abs(c).max()) * 1.5 + 0.2
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    arr = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return arr
+
+
+def render_panel(x: torch.Tensor, datamodule=None, title: str = "") -> np.ndarray:
+    if x.dim() == 2 and x.shape[1] == 2:
+        return scatter_image(x, getattr(datamodule, "centers", None), title)
+    return image_grid(x)
+
+
+def log_images(trainer: pl.Trainer, images: dict[str, np.ndarray], step: int) -> None:
+    for lg in trainer.loggers:
+        name = type(lg).__name__
+        if name == "WandbLogger":
+            for k, v in images.items():
+                lg.log_image(key=f"samples/{k}", images=[v], step=step)
+        elif name == "TensorBoardLogger":
+            for k, v in images.items():
+                lg.experiment.add_image(f"samples/{k}", v, step, dataformats="HWC")
+
+
+class SampleCallback(pl.Callback):
+    """Calls `pl_module.sample_panels()` (name -> tensor of samples or image panels)."""
+
+    def __init__(self, every_n_steps: int = 500, n_points: int = 2000, out_dir: str = "samples"):
+        super().__init__()
+        self.every_n_steps, self.n_points, self.out_dir = every_n_steps, n_points, out_dir
+        self.saved: list[Path] = []
+
+    def _render(self, trainer, pl_module, tag: str):
+        if not trainer.is_global_zero:
+            return
+        panels = pl_module.sample_panels()
+        if getattr(pl_module, "data_shape", None) == (2,):
+            panels = {"samples": pl_module.generate_samples(self.n_points)}
+        step = trainer.global_step
+        images = {k: render_panel(v, trainer.datamodule, f"{k} step {step}") for k, v in panels.items()}
+        out = Path(trainer.default_root_dir) / self.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        for k, v in images.items():
+            path = out / f"{k}_{tag}.png"
+            Image.fromarray(v).save(path)
+            self.saved.append(path)
+        log_images(trainer, images, step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._render(trainer, pl_module, f"{trainer.global_step:06d}")
+
+    def on_train_end(self, trainer, pl_module):
+        self._render(trainer, pl_module, "final")

@@ -1,0 +1,87 @@
+"""`gan-lab train|eval|compare|reproduce ...` and one-line errors for bad input.
+
+gan-lab train model=gan_mlp data=toy2d_ring       # same as python -m gan_lab.train ...
+gan-lab compare multirun/2026-11-21/12-00-00
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+COMMANDS = {
+    "train": "gan_lab.train",
+    "eval": "gan_lab.evaluate",
+    "compare": "gan_lab.compare",
+    "reproduce": "gan_lab.reproduce",
+}
+
+
+def one_line(exc: BaseException) -> str:
+    """A single line for a user error raised by Hydra/OmegaConf composition or by gan_lab validation."""
+    msg = str(exc).strip()
+    cause = exc.__cause__ or exc.__context__
+    if type(exc).__name__ == "ConfigCompositionException" and cause is not None and "override" in msg.lower():
+        msg = f"{msg.splitlines()[0]} {str(cause).splitlines()[0]}"
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    lines = [
+        ln
+        for ln in lines
+        if not ln.startswith(
+            (
+                "Config search path",
+                "full_key:",
+                "object_type",
+                "reference_type",
+                "Set the environment variable",
+                "provider=",
+                "path=",
+                "To append to your config",
+            )
+        )
+    ]
+    text = " ".join(lines)
+    text = re.sub(r"Available options in '([^']+)':", r"; available options in '\1':", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _user_error(exc: BaseException) -> bool:
+    from gan_lab.errors import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return True
+    mod = type(exc).__module__
+    return mod.startswith(("hydra", "omegaconf"))
+
+
+def run_hydra_main(main) -> None:
+    """Run a @hydra.main function; user errors print one line `error: ...` and exit 2."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let exceptions reach us instead of Hydra's report
+    try:
+        main()
+    except Exception as e:
+        if not _user_error(e):
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: gan-lab {{{','.join(COMMANDS)}}} [args...]", file=sys.stderr)
+        sys.exit(2)
+    import importlib
+
+    cmd, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[cmd])
+    sys.argv = [f"gan-lab {cmd}", *rest]
+    if cmd in ("train", "eval"):
+        run_hydra_main(module.main)
+    else:
+        sys.exit(module.main(rest))
+
+
+if __name__ == "__main__":
+    main()

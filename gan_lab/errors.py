@@ -1,0 +1,18 @@
+"""One exception type for bad user input, so the CLI can print it as a single line."""
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration or input error; its message is one line naming value and allowed range."""
+
+
+def check_range(owner: str, name: str, value, low=None, high=None, low_open=False, high_open=False):
+    """Raise ConfigError unless low <= value <= high (with optional open ends). Returns value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{owner}: {name}={value!r} must be a number")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low}"
+        hi = "inf)" if high is None else f"{high}" + (")" if high_open else "]")
+        raise ConfigError(f"{owner}: {name}={value!r} is out of range; allowed {lo}, {hi}")
+    return value

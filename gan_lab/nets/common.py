@@ -1,0 +1,51 @@
+"""Shared pieces of the architectures."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_lab.errors import check_range
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford 2015 init: conv weights N(0, 0.02), BatchNorm weights N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def scaled(n: int, width: float) -> int:
+    """Channel count n scaled by a width factor (the d_width trick), at least 1."""
+    return max(1, int(round(n * width)))
+
+
+class MinibatchStd(nn.Module):
+    """Append the mean over features of the minibatch standard deviation as one extra channel/feature
+    (Karras 2018). `group` samples share a statistic (the batch size when smaller)."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        g = min(self.group, n)
+        if n % g:
+            g = 1 if n == 1 else next(k for k in range(g, 0, -1) if n % k == 0)
+        y = x.reshape(g, -1, *x.shape[1:])
+        std = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(dim=tuple(range(1, y.dim() - 1)), keepdim=True)
+        std = std.repeat(g, *([1] * (std.dim() - 1)))
+        if x.dim() == 4:
+            std = std.expand(n, 1, x.shape[2], x.shape[3])
+        return torch.cat([x, std.reshape(n, 1, *x.shape[2:])], 1)
+
+
+def check_d_kwargs(owner: str, dropout: float, width: float):
+    check_range(owner, "dropout", dropout, 0.0, 1.0, high_open=True)
+    check_range(owner, "width", width, 0.0, low_open=True)

@@ -1,0 +1,88 @@
+"""Radford-2015 DCGAN: transposed-conv generator (BN + ReLU, Tanh out), strided-conv discriminator
+(LeakyReLU 0.2, BN except on the first layer), N(0, 0.02) init. Sizes 4*2^k or 7*2^k (32, 64, 28...)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gan_lab.errors import ConfigError
+from gan_lab.nets.common import MinibatchStd, check_d_kwargs, dcgan_init, scaled
+
+
+def _plan(size: int) -> tuple[int, int]:
+    """(base spatial size, number of x2 stages) for an image size."""
+    for base in (4, 7):
+        k, s = 0, size
+        while s > base and s % 2 == 0:
+            s, k = s // 2, k + 1
+        if s == base and k >= 1:
+            return base, k
+    raise ConfigError(
+        f"model=dcgan: image size {size} is not supported; allowed 4*2^k or 7*2^k (8, 14, 16, 28, 32, 64, ...)"
+    )
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, shape, z_dim: int = 100, ngf: int = 64):
+        super().__init__()
+        c, size = shape[0], shape[-1]
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ConfigError(f"model=dcgan needs square image data; got sample shape {tuple(shape)}")
+        base, k = _plan(size)
+        self.z_dim, self.shape = z_dim, tuple(shape)
+        ch = ngf * 2 ** (k - 1)
+        layers = [nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        for _ in range(k - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """`features(x)` is the last conv block's output (feature matching); `forward` gives N x 1 logits."""
+
+    def __init__(
+        self,
+        shape,
+        ndf: int = 64,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        minibatch_std: bool = False,
+        in_channels: int | None = None,
+    ):
+        super().__init__()
+        check_d_kwargs("model.discriminator", dropout, width)
+        if len(shape) != 3:
+            raise ConfigError(f"model=dcgan needs image data; got sample shape {tuple(shape)}")
+        c = in_channels or shape[0]
+        base, k = _plan(shape[-1])
+        drop = [nn.Dropout(dropout)] if dropout else []
+        ch = scaled(ndf, width)
+        layers = [nn.Conv2d(c, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True), *drop]
+        for _ in range(k - 1):
+            layers += [
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch * 2),
+                nn.LeakyReLU(0.2, True),
+                *drop,
+            ]
+            ch *= 2
+        self.body = nn.Sequential(*layers)
+        self.mbstd = MinibatchStd() if minibatch_std else None
+        self.head = nn.Conv2d(ch + int(minibatch_std), 1, base, 1, 0, bias=False)
+        dcgan_init(self)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        return self.head(h).flatten(1)

@@ -1,0 +1,216 @@
+"""The one adversarial training loop (manual optimization) that every adversarial task reuses.
+
+A task says only what is real, what is fake and what is extra:
+  `unpack(batch) -> (real, cond)`, `generate(cond, n) -> fake`, `d_inputs(x, cond)` (what D sees),
+  `extra_g_loss(fake, real, cond) -> (loss or None, logs)`.
+Tricks plug into the named hooks of `gan_lab.tricks.base` and never into task code.
+
+Step counting: `global_step` counts batches (generator iterations), not optimizer steps: only the
+last G update of a batch goes through Lightning's step counter, so `trainer.max_steps`, checkpoint
+names and logger x-axes are in iterations whatever the D/G schedule.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+
+from gan_lab.build import build
+from gan_lab.losses import get_loss
+from gan_lab.tricks.base import build_tricks
+
+
+class GANDiverged(RuntimeError):
+    """A loss or a parameter became NaN/Inf; the run stops without writing a checkpoint of that state."""
+
+
+def _noop():
+    return None
+
+
+def _adam(params, kw: dict):
+    kw = dict(kw)
+    name = kw.pop("name", "adam")
+    if name != "adam":
+        from gan_lab.errors import ConfigError
+
+        raise ConfigError(f"optimizer name={name!r} is not known; allowed adam")
+    kw["betas"] = tuple(kw.get("betas", (0.9, 0.999)))
+    return torch.optim.Adam(params, **kw)
+
+
+class AdversarialTask(pl.LightningModule):
+    def __init__(
+        self,
+        generator: dict,
+        discriminator: dict,
+        loss: str = "non_saturating",
+        g_optimizer: dict | None = None,
+        d_optimizer: dict | None = None,
+        tricks: dict | None = None,
+        grad_clip: float | None = None,
+        data_shape: tuple | list | None = None,
+        name: str = "",
+        cond_shape: tuple | list | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.data_shape = tuple(data_shape) if data_shape is not None else None
+        self.cond_shape = tuple(cond_shape) if cond_shape is not None else None
+        self.adv_loss = get_loss(loss)
+        self.tricks = build_tricks(tricks, self.adv_loss)
+        self.generator = build(generator, "model.generator", **self.generator_extra())
+        dkw = self.tricks.discriminator_kwargs({**discriminator, **self.discriminator_extra()})
+        self.discriminator = self.tricks.wrap_discriminator(build(dkw, "model.discriminator"))
+        self.g_opt_kw = self.tricks.optimizer_kwargs("g", dict(g_optimizer or {"lr": 2e-4, "betas": (0.5, 0.999)}))
+        self.d_opt_kw = self.tricks.optimizer_kwargs("d", dict(d_optimizer or {"lr": 2e-4, "betas": (0.5, 0.999)}))
+        self.grad_clip = grad_clip
+        self.tricks.setup(self)
+        self._acc = None  # running sums of the logged losses since the last flush (on device, no sync)
+        self._acc_n = 0
+        self.last_logged: dict[str, float] = {}
+
+    # ---- what a task supplies --------------------------------------------------------------------
+    def generator_extra(self) -> dict:
+        return {"shape": self.data_shape}
+
+    def discriminator_extra(self) -> dict:
+        return {"shape": self.data_shape}
+
+    def unpack(self, batch):
+        """(real, cond) from a data batch."""
+        raise NotImplementedError
+
+    def generate(self, cond, n: int, generator=None):
+        raise NotImplementedError
+
+    def d_inputs(self, x, cond):
+        """The tensor D judges (conditional tasks concatenate the condition)."""
+        return x
+
+    def extra_g_loss(self, fake, real, cond):
+        return None, {}
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        return _adam(self.generator.parameters(), self.g_opt_kw), _adam(self.discriminator.parameters(), self.d_opt_kw)
+
+    def d_forward(self, x, cond, step: int):
+        return self.discriminator(self.tricks.d_input(self.d_inputs(x, cond), step))
+
+    def d_features(self, x, cond, step: int):
+        return self.discriminator.features(self.tricks.d_input(self.d_inputs(x, cond), step))
+
+    def _step(self, opt, counted: bool):
+        if self.grad_clip:
+            self.clip_gradients(opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+        if counted:
+            opt.step()
+        else:  # same precision/strategy path as LightningOptimizer.step, without advancing global_step
+            self.trainer.strategy.optimizer_step(opt.optimizer, _noop)
+
+    def training_step(self, batch, batch_idx):
+        opt_g, opt_d = self.optimizers()
+        step = self.global_step
+        real, cond = self.unpack(batch)
+        n = real.shape[0]
+        loss_d = penalty = None
+        for _ in range(self.tricks.d_steps(step, 1)):
+            with torch.no_grad():
+                fake = self.generate(cond, n)
+            out_real = self.d_forward(real, cond, step)
+            out_fake = self.d_forward(fake, cond, step)
+            real_t, fake_t = self.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_fake), step)
+            loss_d = self.adv_loss.d(out_real, out_fake, real_t, fake_t)
+            penalty = self.tricks.d_penalty(self, real, fake, cond, step)
+            total_d = loss_d if penalty is None else loss_d + penalty
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(total_d)
+            self._step(opt_d, counted=False)
+        k = self.tricks.g_steps(step, 1)
+        for i in range(k):
+            fake = self.generate(cond, n)
+            loss_g = self.adv_loss.g(self.d_forward(fake, cond, step))
+            extra, extra_logs = self.extra_g_loss(fake, real, cond)
+            trick_g = self.tricks.g_loss(self, fake, real, cond, step)
+            total_g = loss_g
+            for term in (extra, trick_g):
+                if term is not None:
+                    total_g = total_g + term
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(total_g)
+            self._step(opt_g, counted=i == k - 1)
+            self.tricks.after_g_step(self, step)
+        logs = {"g_loss": loss_g, "g_total": total_g, **extra_logs}
+        if loss_d is not None:
+            logs["d_loss"] = loss_d
+            if penalty is not None:
+                logs["d_penalty"] = penalty
+        self._accumulate(logs)
+
+    # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
+    def _accumulate(self, logs: dict):
+        keys = tuple(sorted(logs))
+        vals = torch.stack([logs[k].detach().float() for k in keys])
+        if self._acc is None or self._acc[0] != keys:
+            self._flush_values()
+            self._acc, self._acc_n = (keys, vals), 1
+        else:
+            self._acc = (keys, self._acc[1] + vals)
+            self._acc_n += 1
+        every = max(1, self.trainer.log_every_n_steps) if self._trainer is not None else 1
+        if self.global_step % every == 0 or self.trainer.fast_dev_run:
+            self._flush()
+
+    def _flush_values(self) -> dict[str, float]:
+        if self._acc is None or self._acc_n == 0:
+            return {}
+        keys, sums = self._acc
+        means = (sums / self._acc_n).tolist()
+        self._acc, self._acc_n = None, 0
+        out = {f"train/{k}": v for k, v in zip(keys, means)}
+        if not all(math.isfinite(v) for v in means):
+            raise GANDiverged(f"non-finite loss at step {self.global_step}: {out}")
+        self.last_logged.update(out)
+        return out
+
+    def _flush(self):
+        out = self._flush_values()
+        if out:
+            self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
+
+    def on_train_epoch_end(self):
+        self._flush_values()
+
+    def on_save_checkpoint(self, checkpoint):
+        """Never write a checkpoint of a diverged state: the last good one stays."""
+        self._flush_values()
+        for name, p in self.named_parameters():
+            if not torch.isfinite(p).all():
+                raise GANDiverged(f"parameter {name} is not finite at step {self.global_step}")
+        checkpoint["trick_state"] = self.tricks.trick_state()
+
+    def on_load_checkpoint(self, checkpoint):
+        self.tricks.load_trick_state(checkpoint.get("trick_state", {}))
+
+    # ---- sampling for pictures and metrics ------------------------------------------------------
+    def sampling_generator(self):
+        return self.tricks.sampling_generator(self.generator)
+
+    @torch.no_grad()
+    def generate_samples(self, n: int, batch_size: int = 500, cond=None) -> torch.Tensor:
+        """n samples in data space on CPU, from the sampling generator (EMA when on) in eval mode."""
+        g = self.sampling_generator()
+        was_training = g.training
+        g.eval()
+        try:
+            out = []
+            for i in range(0, n, batch_size):
+                c = None if cond is None else cond[i : i + batch_size].to(self.device)
+                out.append(self.generate(c, min(batch_size, n - i), generator=g).float().cpu())
+            return torch.cat(out)
+        finally:
+            g.train(was_training)

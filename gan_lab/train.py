@@ -1,0 +1,217 @@
+"""Train a model from the composed Hydra config.
+
+    python -m gan_lab.train                                   # DCGAN on the embedded digits
+    python -m gan_lab.train model=gan_mlp data=toy2d_ring trick=[label_smoothing]
+    python -m gan_lab.train -m seed=0,1,2 data=toy2d_ring model=gan_mlp   # a sweep
+
+Each run writes into its own directory (outputs/<date>/<time>): .hydra/config.yaml (resolved),
+checkpoints/last.ckpt, samples/*.png, metrics.csv (history), metrics.json (final numbers + status)
+and, with the default logger, an offline W&B run in wandb/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lab.errors import ConfigError
+
+log = logging.getLogger("gan_lab")
+
+_QUIET = (  # Lightning notices that do not apply to this framework's loop
+    r".*val_dataloader.*validation_step.*",
+    r".*Experiment logs directory .* exists and is not empty.*",
+    r".*LeafSpec.*",
+    r".*smaller than the logging interval.*",
+    r".*ModelCheckpoint with manual optimization.*",
+    r".*litlogger.*",
+)
+
+
+def _quiet_lightning() -> None:
+    import warnings
+
+    for pattern in _QUIET:
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+DIVERGED_PENALTY = 1e6  # objective returned to sweepers for diverged/failed runs (finite, never NaN)
+
+
+def _container(node) -> dict | list:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def _in_run_dir(path: str | None, run_dir: Path) -> str | None:
+    if path is None:
+        return None
+    p = Path(os.path.expanduser(path))
+    return str(p if p.is_absolute() else run_dir / p)
+
+
+def build_objects(cfg: DictConfig, run_dir: Path):
+    """Data module, task, callbacks, loggers and trainer for a composed config (no training yet)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+
+    from gan_lab.build import build
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build(_container(cfg.data), "data")
+    dm.setup("fit")
+    model_extra = {"data_shape": list(dm.shape)}
+    if hasattr(dm, "cond_shape"):
+        model_extra["cond_shape"] = list(dm.cond_shape)
+    model_extra["tricks"] = _container(cfg.get("trick")) or None
+    task = build(_container(cfg.model), "model", **model_extra)
+
+    callbacks = []
+    for name, spec in (_container(cfg.get("callbacks")) or {}).items():
+        if spec is None:
+            continue
+        for key in ("dirpath", "out_dir"):
+            if key in spec:
+                spec[key] = _in_run_dir(spec[key], run_dir)
+        callbacks.append(build(spec, f"callbacks.{name}"))
+    loggers = [CSVLogger(save_dir=str(run_dir), name="", version="")]  # metrics.csv: always-on history
+    for name, spec in (_container(cfg.get("logger")) or {}).items():
+        if spec is None:
+            continue
+        if "save_dir" in spec:
+            spec["save_dir"] = _in_run_dir(spec["save_dir"], run_dir)
+        loggers.append(build(spec, f"logger.{name}"))
+    trainer = build(
+        _container(cfg.trainer), "trainer", default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers
+    )
+    return dm, task, trainer
+
+
+def resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
+    if ckpt_path in (None, ""):
+        return None
+    if ckpt_path == "last":
+        path = run_dir / "checkpoints" / "last.ckpt"
+        if not path.exists():
+            raise ConfigError(
+                f"ckpt_path=last but {path} does not exist; resume with hydra.run.dir=<the run's "
+                "directory> ckpt_path=last, or give ckpt_path=<path to a .ckpt file>"
+            )
+        return str(path)
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path!r} does not exist; allowed: a .ckpt file path or 'last'")
+    return str(path)
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    tmp = run_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float))
+    tmp.replace(run_dir / "metrics.json")
+
+
+def final_metrics(task, trainer, status: str, error: str | None, t0: float) -> dict:
+    out: dict = {
+        "status": status,
+        "steps": int(trainer.global_step) if trainer else 0,
+        "wall_time_s": round(time.time() - t0, 2),
+    }
+    if task is not None:
+        out.update({k.split("/", 1)[-1]: v for k, v in getattr(task, "last_logged", {}).items()})
+    for cb in trainer.callbacks if trainer else []:
+        if hasattr(cb, "final"):
+            out.update(cb.final())
+    if error:
+        out["error"] = error
+    return out
+
+
+def objective_value(cfg: DictConfig, metrics: dict) -> float:
+    """The number returned to sweepers (Optuna): cfg.objective or a large finite penalty."""
+    key = cfg.get("objective")
+    if metrics.get("status") != "completed" or not key:
+        return DIVERGED_PENALTY if metrics.get("status") != "completed" else 0.0
+    v = metrics.get(key)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else DIVERGED_PENALTY
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """Build everything, fit, write metrics.json; returns the final metrics dict."""
+    from gan_lab.tasks.adversarial import GANDiverged
+
+    t0 = time.time()
+    _quiet_lightning()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = resolve_ckpt(cfg.get("ckpt_path"), run_dir)
+    if ckpt is None and (run_dir / "metrics.json").exists() and not cfg.get("overwrite", False):
+        raise ConfigError(
+            f"run directory {run_dir} already holds a finished run; choose another hydra.run.dir, "
+            "resume with ckpt_path=last, or pass overwrite=true"
+        )
+    hydra_dir = run_dir / ".hydra"
+    if hydra_dir.is_dir():  # Hydra saved the unresolved config; keep the resolved one a user can rerun
+        (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    dm, task, trainer = build_objects(cfg, run_dir)
+    status, error = "completed", None
+    try:
+        trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
+        if trainer.interrupted:
+            status, error = "failed", "interrupted"
+    except GANDiverged as e:
+        status, error = "diverged", str(e)
+        log.warning("run diverged: %s (the last good checkpoint is kept)", e)
+    except Exception as e:
+        status, error = "failed", f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        metrics = final_metrics(task, trainer, status, error, t0)
+        write_metrics(run_dir, metrics)
+        _finish_wandb()
+    return metrics
+
+
+def _finish_wandb():
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        metrics = train(cfg, run_dir)
+    except ConfigError as e:
+        if multirun:  # one bad job must not stop the sweep
+            write_metrics(run_dir, {"status": "failed", "error": str(e)})
+            log.error("error: %s", e)
+            return DIVERGED_PENALTY
+        print(f"error: {e}", file=sys.stderr)  # one line, before any training; SystemExit skips Hydra's report
+        sys.exit(2)
+    except Exception:
+        if multirun:
+            log.exception("job failed; the sweep goes on")
+            return DIVERGED_PENALTY
+        raise
+    return objective_value(cfg, metrics)
+
+
+if __name__ == "__main__":
+    from gan_lab.cli import run_hydra_main
+
+    run_hydra_main(main)

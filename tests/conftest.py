@@ -1,0 +1,49 @@
+"""Shared helpers: compose the real configs and run the real training entry point in-process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("GAN_LAB_CACHE", str(ROOT / ".cache" / "tests"))
+
+# Light settings for tests: no external logger, no progress bar, samples only at the end.
+FAST = [
+    "logger=none",
+    "callbacks.progress=null",
+    "callbacks.samples.every_n_steps=0",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def compose_cfg(*overrides: str, hydra: bool = False):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def train_run(run_dir: Path, *overrides: str, fast: bool = True) -> dict:
+    """Compose with overrides and run gan_lab.train.train in-process; returns metrics.json content."""
+    from gan_lab.train import train
+
+    cfg = compose_cfg(*(FAST if fast else []), *overrides)
+    return train(cfg, Path(run_dir))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"shared test data not found at {SHARED_DATA}")
