@@ -43,7 +43,19 @@ def one_line(exc: BaseException) -> str:
     ]
     text = " ".join(lines)
     text = re.sub(r"Available options in '([^']+)':", r"; available options in '\1':", text)
+    missing = re.search(r"Could not (?:load|find) '([\w/]+)/(\w+)'", text)
+    if missing and "available options" not in text:
+        options = available_options(missing.group(1))
+        if options:
+            text += f"; available options in '{missing.group(1)}': {', '.join(options)}"
     return re.sub(r"\s+", " ", text).strip()
+
+
+def available_options(group: str) -> list[str]:
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parent.parent / "conf" / group
+    return sorted(p.stem for p in conf.glob("*.yaml"))
 
 
 def _user_error(exc: BaseException) -> bool:

@@ -62,15 +62,15 @@ class DCGANDiscriminator(nn.Module):
             raise ConfigError(f"model=dcgan needs image data; got sample shape {tuple(shape)}")
         c = in_channels or shape[0]
         base, k = _plan(shape[-1])
-        drop = [nn.Dropout(dropout)] if dropout else []
+        drop = lambda: [nn.Dropout(dropout)] if dropout else []  # noqa: E731
         ch = scaled(ndf, width)
-        layers = [nn.Conv2d(c, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True), *drop]
+        layers = [nn.Conv2d(c, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True), *drop()]
         for _ in range(k - 1):
             layers += [
                 nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(ch * 2),
                 nn.LeakyReLU(0.2, True),
-                *drop,
+                *drop(),
             ]
             ch *= 2
         self.body = nn.Sequential(*layers)
