@@ -155,3 +155,23 @@ def test_multirun_two_seeds(tmp_path):
     metrics = [json.loads((sweep / str(i) / "metrics.json").read_text()) for i in (0, 1)]
     assert all(m["status"] == "completed" for m in metrics)
     assert metrics[0]["d_loss"] != metrics[1]["d_loss"]
+
+
+def test_divergence_is_recorded_not_crashed(tmp_path):
+    m = train_run(
+        tmp_path,
+        "model=gan_mlp",
+        "data=toy2d_ring",
+        "model.loss=wasserstein",
+        "model.d_optimizer.lr=1e30",
+        "model.g_optimizer.lr=1e30",
+        "trainer.max_steps=400",
+        "trainer.log_every_n_steps=5",
+        "callbacks.checkpoint.every_n_train_steps=1",
+    )
+    assert m["status"] == "diverged", m
+    assert "non-finite" in m["error"] or "not finite" in m["error"]
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    if ckpt.exists():  # the last good checkpoint only
+        state = torch.load(ckpt, weights_only=True)["state_dict"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

@@ -182,12 +182,20 @@ class AdversarialTask(pl.LightningModule):
         if out:
             self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
-    def on_train_epoch_end(self):
-        self._flush_values()
+    def on_train_end(self):
+        self._flush_to_loggers()
+
+    def _flush_to_loggers(self):
+        """Flush the partial window where `self.log` is not allowed (epoch/train end)."""
+        out = self._flush_values()
+        if out:
+            for lg in self.loggers:
+                lg.log_metrics(out, step=self.global_step)
 
     def on_save_checkpoint(self, checkpoint):
         """Never write a checkpoint of a diverged state: the last good one stays."""
-        self._flush_values()
+        if self._acc is not None and not torch.isfinite(self._acc[1]).all():
+            raise GANDiverged(f"non-finite loss before step {self.global_step}")
         for name, p in self.named_parameters():
             if not torch.isfinite(p).all():
                 raise GANDiverged(f"parameter {name} is not finite at step {self.global_step}")

@@ -1,0 +1,18 @@
+# The two commands of the README: `make train` (set up, then the default job) and `make test`.
+.PHONY: setup train test test-slow lint
+ARGS ?=
+
+setup:
+	@bash scripts/setup.sh
+
+train: setup
+	.venv/bin/python -m gan_lab.train $(ARGS)
+
+test: setup
+	.venv/bin/python -m pytest -q $(ARGS)
+
+test-slow: setup
+	.venv/bin/python -m pytest -q -m slow $(ARGS) || [ $$? -eq 5 ]  # 5: no slow test selected
+
+lint: setup
+	.venv/bin/ruff check gan_lab tests scripts
