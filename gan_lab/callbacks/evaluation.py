@@ -1,0 +1,69 @@
+"""Periodic evaluation: every N steps (and at the end) generate samples and log `metrics/<name>`.
+
+The task provides `generate_samples(n) -> N x ... tensor` (data space, CPU, eval mode, no grad). The
+values go straight to `trainer.loggers` (at `trainer.global_step`, which counts batches here) and are
+kept for the run's metrics.json: `callback.final()` is the last metrics plus their "protocol".
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from gan_lab.errors import check_range
+from gan_lab.metrics.evaluate import compute_metrics
+
+
+class EvaluationCallback(pl.Callback):
+    def __init__(
+        self,
+        every_n_steps: int,
+        n_samples: int,
+        at_end: bool = True,
+        n_real: int | None = None,
+        feature_net: str | None = None,
+        **metric_kw,
+    ):
+        check_range("metrics", "every_n_steps", every_n_steps, 0)  # 0: only at the end
+        check_range("metrics", "n_samples", n_samples, 2)
+        if n_real is not None:
+            check_range("metrics", "n_real", n_real, 2)
+        self.every_n_steps, self.n_samples, self.at_end = int(every_n_steps), int(n_samples), bool(at_end)
+        self.n_real, self.feature_net, self.metric_kw = n_real, feature_net, metric_kw
+        self.last_metrics: dict[str, float] = {}
+        self.protocol: dict = {}
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self._last_step = -1
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        step = trainer.global_step
+        with torch.no_grad():
+            samples = pl_module.generate_samples(self.n_samples)
+        metrics, protocol = compute_metrics(
+            samples, trainer.datamodule, n_real=self.n_real, feature_net=self.feature_net, **self.metric_kw
+        )
+        self.last_metrics, self.protocol, self._last_step = metrics, {**protocol, "step": step}, step
+        self.history.append((step, metrics))
+        if metrics:
+            for lg in trainer.loggers:
+                lg.log_metrics({f"metrics/{k}": v for k, v in metrics.items()}, step=step)
+        return metrics
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if (
+            self.every_n_steps
+            and step > 0
+            and step % self.every_n_steps == 0
+            and step != self._last_step
+            and trainer.is_global_zero
+        ):
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.at_end and trainer.is_global_zero and trainer.global_step != self._last_step:
+            self.evaluate(trainer, pl_module)
+
+    def final(self) -> dict:
+        """The last metrics and, under "protocol", how they were computed (for metrics.json)."""
+        return {**self.last_metrics, "protocol": dict(self.protocol)}

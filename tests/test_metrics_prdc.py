@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import torch
+
+from gan_lab.metrics.prdc import density_coverage, knn_radii, prdc, precision_recall
+
+
+def _dist(a, b):
+    return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)))
+
+
+def _nnd(points, i, k):
+    """Distance from points[i] to its k-th nearest other point, by a sorted list."""
+    return sorted(_dist(points[i], p) for j, p in enumerate(points) if j != i)[k - 1]
+
+
+def _reference(real, fake, k_pr, k_dc):
+    """Direct loops of the published formulas (Kynkaanniemi 2019; Naeem 2020)."""
+    real, fake = real.tolist(), fake.tolist()
+    n, m = len(real), len(fake)
+    r_pr = [_nnd(real, i, k_pr) for i in range(n)]
+    r_dc = [_nnd(real, i, k_dc) for i in range(n)]
+    f_pr = [_nnd(fake, j, k_pr) for j in range(m)]
+    precision = sum(any(_dist(f, real[i]) <= r_pr[i] for i in range(n)) for f in fake) / m
+    recall = sum(any(_dist(r, fake[j]) <= f_pr[j] for j in range(m)) for r in real) / n
+    density = sum(_dist(f, real[i]) <= r_dc[i] for f in fake for i in range(n)) / (k_dc * m)
+    coverage = sum(min(_dist(real[i], f) for f in fake) <= r_dc[i] for i in range(n)) / n
+    return {"precision": precision, "recall": recall, "density": density, "coverage": coverage}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_prdc_matches_published_formulas(seed):
+    g = torch.Generator().manual_seed(seed)
+    real = torch.randn(40, 4, generator=g, dtype=torch.float64)
+    fake = 0.8 * torch.randn(33, 4, generator=g, dtype=torch.float64) + 1.2  # overlapping, not identical
+    got = prdc(real, fake, k_pr=3, k_dc=5, chunk=7)  # chunk smaller than the sets: exercises the chunking
+    want = _reference(real, fake, 3, 5)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    assert 0 < got["precision"] < 1 and 0 < got["recall"] < 1  # the case is not degenerate
+
+
+def test_prdc_chunking_does_not_change_values():
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(300, 8, generator=g), torch.randn(250, 8, generator=g) * 1.2
+    assert prdc(real, fake, chunk=64) == prdc(real, fake, chunk=4096)
+
+
+def test_prdc_extremes():
+    g = torch.Generator().manual_seed(4)
+    real = torch.randn(200, 6, generator=g, dtype=torch.float64)
+    same = prdc(real, real.clone())
+    assert same["precision"] == 1.0 and same["recall"] == 1.0 and same["coverage"] == 1.0
+    far = prdc(real, real + 100.0)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    # a collapsed generator (all fakes near one real point) is precise but has low recall and coverage
+    collapsed = real[:1] + 1e-3 * torch.randn(100, 6, generator=g, dtype=torch.float64)
+    m = prdc(real, collapsed)
+    assert m["precision"] == 1.0 and m["recall"] < 0.05 and m["coverage"] < 0.05
+
+
+def test_wrappers_and_radii():
+    g = torch.Generator().manual_seed(5)
+    real, fake = (
+        torch.randn(50, 3, generator=g, dtype=torch.float64),
+        torch.randn(45, 3, generator=g, dtype=torch.float64),
+    )
+    ref3, ref5 = _reference(real, fake, 3, 3), _reference(real, fake, 5, 5)
+    assert precision_recall(real, fake, k=3) == pytest.approx((ref3["precision"], ref3["recall"]))
+    assert density_coverage(real, fake, k=5) == pytest.approx((ref5["density"], ref5["coverage"]))
+    pts = real.tolist()
+    assert knn_radii(real, 2).tolist() == pytest.approx([_nnd(pts, i, 2) for i in range(len(pts))])
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="same D"):
+        prdc(torch.randn(10, 3), torch.randn(10, 4))
+    with pytest.raises(ValueError, match="more than 5 real"):
+        prdc(torch.randn(5, 3), torch.randn(10, 3))
