@@ -19,6 +19,7 @@ os.environ.setdefault("GAN_LAB_CACHE", str(ROOT / ".cache" / "tests"))
 FAST = [
     "logger=none",
     "callbacks.progress=null",
+    "callbacks.metrics=null",
     "callbacks.samples.every_n_steps=0",
     "trainer.enable_progress_bar=false",
 ]

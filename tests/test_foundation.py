@@ -175,3 +175,39 @@ def test_divergence_is_recorded_not_crashed(tmp_path):
     if ckpt.exists():  # the last good checkpoint only
         state = torch.load(ckpt, weights_only=True)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_metrics_written_for_images_and_points(tmp_path):
+    """The evaluation callback fills metrics.json (image metrics on digits, mode metrics on the ring)."""
+    m = train_run(
+        tmp_path / "img",
+        "model=dcgan",
+        "data=digits",
+        "trainer.max_steps=3",
+        "callbacks.metrics.n_samples=500",
+        "model.generator.ngf=8",
+        "model.discriminator.ndf=8",
+        fast=False,
+    )
+    for key in ("fid", "kid", "class_modes", "class_kl", "precision", "recall", "density", "coverage"):
+        assert key in m and isinstance(m[key], float), key
+    assert m["protocol"]["feature_net"] == "digits" and m["protocol"]["n_generated"] == 500
+    p = train_run(
+        tmp_path / "pts", "model=gan_mlp", "data=toy2d_ring", "trainer.max_steps=3", "logger=none", fast=False
+    )
+    assert {"modes_captured", "hq_fraction", "reverse_kl"} <= set(p)
+
+
+def test_inception_without_torch_fidelity_fails_early(tmp_path):
+    pytest.importorskip("pytest")
+    try:
+        import torch_fidelity  # noqa: F401
+
+        pytest.skip("torch-fidelity is installed here")
+    except ImportError:
+        pass
+    r = run_cli("gan_lab.train", "metrics.fid.features=inception", "logger=none", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "inception" in lines[0] and "pip install" in lines[0], r.stderr
+    assert not (tmp_path / "checkpoints").exists()

@@ -29,6 +29,10 @@ class EvaluationCallback(pl.Callback):
         if n_real is not None:
             check_range("metrics", "n_real", n_real, 2)
         self.every_n_steps, self.n_samples, self.at_end = int(every_n_steps), int(n_samples), bool(at_end)
+        if feature_net is not None:  # fail before training (e.g. inception without torch-fidelity)
+            from gan_lab.metrics.features import load_feature_net
+
+            load_feature_net(feature_net)
         self.n_real, self.feature_net, self.metric_kw = n_real, feature_net, metric_kw
         self.last_metrics: dict[str, float] = {}
         self.protocol: dict = {}
