@@ -165,6 +165,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
         if trainer.interrupted:
             status, error = "failed", "interrupted"
+        elif trainer.checkpoint_callback is not None and trainer.checkpoint_callback.dirpath:
+            # Lightning skips the final last.ckpt when a periodic one was written earlier: always end with it
+            trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
     except GANDiverged as e:
         status, error = "diverged", str(e)
         log.warning("run diverged: %s (the last good checkpoint is kept)", e)

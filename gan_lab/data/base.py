@@ -41,6 +41,34 @@ def batch_loader(tensors, batch_size: int, shuffle: bool, drop_last: bool, seed:
     return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, drop_last=drop_last), batch_size=None)
 
 
+class EpochBatches:
+    """Training batches: epoch e is a permutation drawn from (seed, e), cut into whole batches.
+
+    The order is a pure function of the seed and the position, and the position is the trainer's
+    (batches done, epoch), so a run resumed from a mid-epoch checkpoint continues with exactly the
+    batches the uninterrupted run would have seen. With several processes (DDP) each rank takes its
+    slice of every batch-sized block, so ranks see disjoint data.
+    """
+
+    def __init__(self, tensors, batch_size: int, seed: int, position=None, rank: int = 0, world_size: int = 1):
+        self.tensors, self.batch_size, self.seed = tensors, batch_size, seed
+        self.position = position  # callable -> (epoch, batches already done in that epoch)
+        self.rank, self.world_size = rank, world_size
+        self.n = len(tensors[0])
+
+    def __len__(self) -> int:
+        return self.n // (self.batch_size * self.world_size)
+
+    def __iter__(self):
+        epoch, start = self.position() if self.position else (0, 0)
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + 7919 * epoch))
+        block = self.batch_size * self.world_size
+        for b in range(start, len(self)):
+            idx = perm[b * block + self.rank * self.batch_size : b * block + (self.rank + 1) * self.batch_size]
+            out = tuple(t[idx] for t in self.tensors)
+            yield out if len(out) > 1 else out[0]
+
+
 class InMemoryDataModule(pl.LightningDataModule):
     """Base class: subclasses implement `load()` returning (train_tensors, val_tensors) tuples.
 
@@ -78,8 +106,17 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def train_dataloader(self):
         self.setup()
-        seed = torch.initial_seed() % (2**31)
-        return batch_loader(self._train, self.batch_size, shuffle=True, drop_last=True, seed=seed)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        batches = EpochBatches(
+            self._train, self.batch_size, torch.initial_seed() % (2**31), rank=rank, world_size=world
+        )
+        if trainer is not None:  # resume mid-epoch where the checkpoint left off (global_step counts batches)
+            batches.position = lambda: (
+                trainer.current_epoch,
+                max(0, trainer.global_step - trainer.current_epoch * len(batches)),
+            )
+        return batches
 
     def val_dataloader(self):
         self.setup()

@@ -22,6 +22,49 @@ from gan_lab.losses import get_loss
 from gan_lab.tricks.base import build_tricks
 
 
+def rng_state() -> dict:
+    """Every random stream a run uses, as plain containers (loadable with weights_only=True)."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class own_rng:  # noqa: N801 - used as a context manager like torch.random.fork_rng
+    """Run a block on a private, seeded random stream and leave the global streams untouched."""
+
+    def __init__(self, seed: int, device=None):
+        devices = [device] if device is not None and torch.device(device).type == "cuda" else []
+        self._fork = torch.random.fork_rng(devices=devices)
+        self.seed = seed
+
+    def __enter__(self):
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
+
+
 class GANDiverged(RuntimeError):
     """A loss or a parameter became NaN/Inf; the run stops without writing a checkpoint of that state."""
 
@@ -200,25 +243,33 @@ class AdversarialTask(pl.LightningModule):
             if not torch.isfinite(p).all():
                 raise GANDiverged(f"parameter {name} is not finite at step {self.global_step}")
         checkpoint["trick_state"] = self.tricks.trick_state()
+        checkpoint["rng_state"] = rng_state()
 
     def on_load_checkpoint(self, checkpoint):
         self.tricks.load_trick_state(checkpoint.get("trick_state", {}))
+        self._pending_rng = checkpoint.get("rng_state")
+
+    def on_train_start(self):
+        """Restore the random streams of a resumed run last, so that resuming is bit-identical (CPU)."""
+        if getattr(self, "_pending_rng", None) is not None:
+            set_rng_state(self._pending_rng)
+            self._pending_rng = None
 
     # ---- sampling for pictures and metrics ------------------------------------------------------
     def sampling_generator(self):
         return self.tricks.sampling_generator(self.generator)
 
     @torch.no_grad()
-    def generate_samples(self, n: int, batch_size: int = 500, cond=None) -> torch.Tensor:
-        """n samples in data space on CPU, from the sampling generator (EMA when on) in eval mode."""
+    def generate_samples(self, n: int, batch_size: int = 500, cond=None, seed: int = 12345) -> torch.Tensor:
+        """n samples in data space on CPU, from the sampling generator (EMA when on) in eval mode.
+        Drawn from their own random stream, so evaluating never changes the training trajectory."""
         g = self.sampling_generator()
         was_training = g.training
         g.eval()
-        try:
+        with own_rng(seed, self.device):
             out = []
             for i in range(0, n, batch_size):
                 c = None if cond is None else cond[i : i + batch_size].to(self.device)
                 out.append(self.generate(c, min(batch_size, n - i), generator=g).float().cpu())
-            return torch.cat(out)
-        finally:
-            g.train(was_training)
+        g.train(was_training)
+        return torch.cat(out)

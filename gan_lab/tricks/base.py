@@ -191,7 +191,10 @@ def build_tricks(specs, loss=None) -> TrickSet:
     tricks = []
     for name, spec in items:
         if not isinstance(spec, dict) or "_target_" not in spec:
-            raise ConfigError(f"trick={name} has no _target_; each conf/trick/<name>.yaml names its class")
+            raise ConfigError(
+                f"trick.{name} parameters are set but {name} is not a selected trick; add it to trick=[...] "
+                "(each conf/trick/<name>.yaml names its class)"
+            )
         trick = build(spec, f"trick.{name}")
         trick.name = name or trick.name
         tricks.append(trick)

@@ -1,0 +1,18 @@
+"""Fault injection for reliability tests: `+callbacks.kill._target_=gan_lab.callbacks.faults.KillAtStep
++callbacks.kill.step=170` sends SIGKILL to the training process after that many batches."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytorch_lightning as pl
+
+
+class KillAtStep(pl.Callback):
+    def __init__(self, step: int):
+        self.step = int(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
