@@ -152,7 +152,9 @@ class AutoencoderTask(pl.LightningModule):
         self._acc = (keys, vals if self._acc is None else self._acc[1] + vals)
         self._acc_n += 1
         every = max(1, self.trainer.log_every_n_steps) if self._trainer is not None else 1
-        if self.global_step % every == 0 or (self._trainer is not None and self.trainer.fast_dev_run):
+        # training_step runs before this batch's optimizer step: batch b is global_step b, and Lightning
+        # passes step metrics to the loggers only for batches with (b + 1) % log_every_n_steps == 0
+        if (self.global_step + 1) % every == 0 or (self._trainer is not None and self.trainer.fast_dev_run):
             out = self._flush_values()
             self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
@@ -168,22 +170,16 @@ class AutoencoderTask(pl.LightningModule):
         self.last_logged.update(out)
         return out
 
-    def on_train_epoch_end(self):
-        self._flush_values()
-
-    def on_save_checkpoint(self, checkpoint):
-        self._flush_values()
-
     def on_train_end(self):
-        self._flush_values()
+        """The last partial logging window and the held-out numbers go to last_logged and the loggers."""
+        out = self._flush_values()
         dm = self.trainer.datamodule
-        if dm is None or not hasattr(dm, "split_tensors"):
-            return
-        held_out = {f"val/{k}": v for k, v in self.held_out_metrics(dm).items()}
-        self.last_logged.update(held_out)
-        if held_out and self.trainer.is_global_zero:
+        if dm is not None and hasattr(dm, "split_tensors"):
+            out.update({f"val/{k}": v for k, v in self.held_out_metrics(dm).items()})
+        self.last_logged.update(out)
+        if out and self.trainer.is_global_zero:
             for lg in self.trainer.loggers:
-                lg.log_metrics(held_out, step=self.trainer.global_step)
+                lg.log_metrics(out, step=self.trainer.global_step)
 
     # ---- evaluation and pictures -----------------------------------------------------------------
     @contextlib.contextmanager

@@ -1,0 +1,173 @@
+"""Autoencoder vs VAE vs DCGAN on the digits: what decoding z ~ N(0, I) gives, next to a GAN's samples.
+
+    python scripts/compare_ae_vae_gan.py                          # trains model=ae, vae, dcgan (2000 steps each)
+    python scripts/compare_ae_vae_gan.py --steps 5000 --out outputs/ae_vae_gan trainer.accelerator=gpu
+    python scripts/compare_ae_vae_gan.py --run ae=outputs/A --run vae=outputs/B --run dcgan=outputs/C   # finished runs
+
+Each model's samples (`task.generate_samples(n)`: decoded z ~ N(0, I) for AE and VAE, G(z) for DCGAN)
+go through `gan_lab.metrics.evaluate.compute_metrics`; the AE/VAE rows add the held-out reconstruction
+numbers from their metrics.json. Prints one markdown table and writes it, the numbers (comparison.json)
+and a sample grid per model (<model>_samples.png) into --out. Trailing key=value arguments are Hydra
+overrides for the runs this script trains (all three).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = {"ae": "decoded z ~ N(0, I)", "vae": "decoded z ~ N(0, I)", "dcgan": "G(z), z ~ N(0, I)"}
+COLUMNS = [
+    "fid",
+    "kid",
+    "class_modes",
+    "class_kl",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "ndb_fraction",
+    "diversity",
+    "recon_mse",
+    "recon_psnr",
+]
+LOWER_BETTER = {"fid", "kid", "class_kl", "ndb_fraction", "recon_mse"}
+
+
+def compose(model: str, steps: int, seed: int, overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        return hydra_compose(
+            "train",
+            overrides=[
+                f"model={model}",
+                "data=digits",
+                f"trainer.max_steps={steps}",
+                f"seed={seed}",
+                "logger=csv",
+                "callbacks.progress=null",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+        )
+
+
+def train_model(model: str, run_dir: Path, steps: int, seed: int, overrides: list[str]) -> None:
+    from omegaconf import OmegaConf
+
+    from gan_lab.train import train
+
+    cfg = compose(model, steps, seed, overrides)
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=True)  # what load_run rebuilds from
+    t0 = time.time()
+    metrics = train(cfg, run_dir)
+    print(f"trained {model} in {time.time() - t0:.0f} s: status {metrics['status']}, {run_dir}", file=sys.stderr)
+
+
+def load_run(run_dir: Path):
+    """(datamodule, task with the run's last checkpoint, the run's metrics.json) of a finished run."""
+    from omegaconf import OmegaConf
+
+    from gan_lab.train import build_objects
+
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    cfg.logger, cfg.callbacks = None, None
+    with tempfile.TemporaryDirectory() as tmp:
+        dm, task, _ = build_objects(cfg, Path(tmp))
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    task.load_state_dict(ckpt["state_dict"])
+    task.on_load_checkpoint(ckpt)  # trick state (EMA generator) for GANs
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    return dm, task, metrics
+
+
+def evaluate(model: str, run_dir: Path, n_samples: int, seed: int, out: Path) -> dict:
+    from PIL import Image
+
+    from gan_lab.callbacks.samples import image_grid
+    from gan_lab.metrics.evaluate import compute_metrics
+
+    dm, task, run_metrics = load_run(run_dir)
+    if torch.cuda.is_available():
+        task = task.cuda()
+    torch.manual_seed(seed)
+    samples = task.generate_samples(n_samples)
+    Image.fromarray(image_grid(samples[:64])).save(out / f"{model}_samples.png")
+    metrics, protocol = compute_metrics(samples, dm)
+    for k in ("recon_mse", "recon_psnr"):
+        if k in run_metrics:
+            metrics[k] = run_metrics[k]
+    return {
+        "model": model,
+        "samples": MODELS[model],
+        "steps": run_metrics.get("steps"),
+        "status": run_metrics.get("status", "?"),
+        "run_dir": str(run_dir),
+        "metrics": metrics,
+        "protocol": protocol,
+    }
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    cols = [c for c in COLUMNS if any(c in r["metrics"] for r in rows)]
+    head = ["model", "samples", "steps", "status"] + [f"{c} {'↓' if c in LOWER_BETTER else '↑'}" for c in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], r["samples"], fmt(r["steps"]), r["status"]] + [fmt(r["metrics"].get(c)) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=2000, help="trainer.max_steps of each run this script trains")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-samples", type=int, default=2000, help="samples per model for the metrics")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/ae_vae_gan/<time>)")
+    p.add_argument("--run", action="append", default=[], metavar="MODEL=RUN_DIR", help="a finished run to use (repeat)")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for the runs trained here")
+    args = p.parse_args(argv)
+
+    runs = {}
+    for item in args.run:
+        model, _, path = item.partition("=")
+        if model not in MODELS or not path:
+            p.error(f"--run {item!r}: expected MODEL=RUN_DIR with MODEL one of {', '.join(MODELS)}")
+        runs[model] = Path(path)
+    out = args.out or ROOT / "outputs" / "ae_vae_gan" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out.mkdir(parents=True, exist_ok=True)
+    for model in MODELS:
+        if model not in runs:
+            runs[model] = out / model
+            train_model(model, runs[model], args.steps, args.seed, args.overrides)
+
+    rows = [evaluate(m, runs[m], args.n_samples, args.seed, out) for m in MODELS]
+    table = markdown_table(rows)
+    protocol = {k: v for k, v in rows[-1]["protocol"].items() if k != "n_generated"}
+    note = f"\nsamples per model: {args.n_samples}; metrics protocol: {json.dumps(protocol, sort_keys=True)}"
+    print(table + note)
+    (out / "comparison.md").write_text(table + "\n" + note + "\n")
+    (out / "comparison.json").write_text(json.dumps(rows, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
