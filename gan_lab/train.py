@@ -160,9 +160,11 @@ def objective_value(cfg: DictConfig, metrics: dict) -> float:
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Build everything, fit, write metrics.json; returns the final metrics dict."""
+    from gan_lab.config import validate
     from gan_lab.tasks.adversarial import GANDiverged
 
     t0 = time.time()
+    validate(cfg)
     _quiet_lightning()
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = resolve_ckpt(cfg.get("ckpt_path"), run_dir)

@@ -15,7 +15,7 @@ def test_sweep_survives_failed_and_diverged_jobs(tmp_path):
         "model=gan_mlp",
         "data=toy2d_ring",
         "model.loss=wasserstein",
-        "model.d_optimizer.lr=-1,1e30,1e-3",  # raises (Adam rejects it) / diverges / fine
+        "model.d_optimizer.lr=-1,1e30,1e-3",  # rejected by validation / diverges / fine
         "model.g_optimizer.lr=${model.d_optimizer.lr}",
         "trainer.max_steps=200",
         "trainer.log_every_n_steps=5",
