@@ -23,7 +23,7 @@ def test_every_conf_file_composes_and_builds(group, tmp_path):
     from gan_lab.train import build_objects
 
     for option in group_options(group):
-        extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"] if option == "mnist" else []
+        extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"] if option.endswith("mnist") else []
         if extra and not SHARED_DATA.is_dir():
             continue
         model = ["model=gan_mlp"] if group == "data" and option.startswith("toy2d") else []
