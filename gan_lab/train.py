@@ -84,8 +84,11 @@ def build_objects(cfg: DictConfig, run_dir: Path):
     dm = build(_container(cfg.data), "data")
     dm.setup("fit")
     model_extra = {"data_shape": list(dm.shape)}
-    if hasattr(dm, "cond_shape"):
-        model_extra["cond_shape"] = list(dm.cond_shape)
+    cond_shape = getattr(dm, "condition_shape", None)
+    if cond_shape is None and getattr(dm, "scale", None):  # super-resolution: LR condition of the HR target
+        cond_shape = (dm.shape[0], dm.shape[1] // dm.scale, dm.shape[2] // dm.scale)
+    if cond_shape is not None:
+        model_extra["cond_shape"] = list(cond_shape)
     model_extra["tricks"] = _container(cfg.get("trick")) or None
     task = build(_container(cfg.model), "model", **model_extra)
 

@@ -53,10 +53,12 @@ def scatter_image(points: torch.Tensor, centers: torch.Tensor | None = None, tit
     return arr
 
 
-def render_panel(x: torch.Tensor, datamodule=None, title: str = "") -> np.ndarray:
+def render_panel(x, datamodule=None, title: str = "") -> np.ndarray:
+    """A tensor of samples, or (images, images per row) for panels such as input | output | target."""
+    x, nrow = x if isinstance(x, tuple) else (x, None)
     if x.dim() == 2 and x.shape[1] == 2:
         return scatter_image(x, getattr(datamodule, "centers", None), title)
-    return image_grid(x)
+    return image_grid(x, nrow)
 
 
 def log_images(trainer: pl.Trainer, images: dict[str, np.ndarray], step: int) -> None:

@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from gan_lab.build import build
+from gan_lab.errors import check_range
 from gan_lab.losses import get_loss
 from gan_lab.tricks.base import build_tricks
 
@@ -29,8 +30,11 @@ def rng_state() -> dict:
     import numpy as np
 
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss]}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss],
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -97,6 +101,7 @@ class AdversarialTask(pl.LightningModule):
         data_shape: tuple | list | None = None,
         name: str = "",
         cond_shape: tuple | list | None = None,
+        adv_weight: float = 1.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -111,6 +116,7 @@ class AdversarialTask(pl.LightningModule):
         self.g_opt_kw = self.tricks.optimizer_kwargs("g", dict(g_optimizer or {"lr": 2e-4, "betas": (0.5, 0.999)}))
         self.d_opt_kw = self.tricks.optimizer_kwargs("d", dict(d_optimizer or {"lr": 2e-4, "betas": (0.5, 0.999)}))
         self.grad_clip = grad_clip
+        self.adv_weight = check_range("model", "adv_weight", adv_weight, 0.0)  # 0: no adversary (e.g. SRResNet)
         self.tricks.setup(self)
         self._acc = None  # running sums of the logged losses since the last flush (on device, no sync)
         self._acc_n = 0
@@ -161,7 +167,7 @@ class AdversarialTask(pl.LightningModule):
         real, cond = self.unpack(batch)
         n = real.shape[0]
         loss_d = penalty = None
-        for _ in range(self.tricks.d_steps(step, 1)):
+        for _ in range(self.tricks.d_steps(step, 1) if self.adv_weight else 0):
             with torch.no_grad():
                 fake = self.generate(cond, n)
             out_real = self.d_forward(real, cond, step)
@@ -176,11 +182,15 @@ class AdversarialTask(pl.LightningModule):
         k = self.tricks.g_steps(step, 1)
         for i in range(k):
             fake = self.generate(cond, n)
-            loss_g = self.adv_loss.g(self.d_forward(fake, cond, step))
             extra, extra_logs = self.extra_g_loss(fake, real, cond)
-            trick_g = self.tricks.g_loss(self, fake, real, cond, step)
-            total_g = loss_g
-            for term in (extra, trick_g):
+            terms = [extra]
+            if self.adv_weight:
+                loss_g = self.adv_loss.g(self.d_forward(fake, cond, step))
+                terms.append(self.tricks.g_loss(self, fake, real, cond, step))
+                total_g = loss_g * self.adv_weight if self.adv_weight != 1.0 else loss_g
+            else:
+                loss_g = total_g = torch.zeros((), device=real.device)
+            for term in terms:
                 if term is not None:
                     total_g = total_g + term
             opt_g.zero_grad(set_to_none=True)
