@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Tests train tiny models: one thread each is faster than two fighting over two cores, and predictable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -14,9 +14,9 @@ def test_sweep_survives_failed_and_diverged_jobs(tmp_path):
         "-m",
         "model=gan_mlp",
         "data=toy2d_ring",
-        "model.loss=wasserstein",
-        "model.d_optimizer.lr=-1,1e30,1e-3",  # rejected by validation / diverges / fine
-        "model.g_optimizer.lr=${model.d_optimizer.lr}",
+        "model.d_optimizer.lr=-1,1e-3",  # -1: rejected by validation
+        "+callbacks.nan._target_=gan_lab.callbacks.faults.NaNAtStep",
+        "+callbacks.nan.step=50,100000",  # 50: diverges
         "trainer.max_steps=200",
         "trainer.log_every_n_steps=5",
         "logger=none",
@@ -26,7 +26,7 @@ def test_sweep_survives_failed_and_diverged_jobs(tmp_path):
         f"hydra.sweep.dir={sweep}",
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    status = [json.loads((sweep / str(i) / "metrics.json").read_text())["status"] for i in range(3)]
-    assert status[0] == "failed" and status[1] == "diverged", status
-    third = json.loads((sweep / "2" / "metrics.json").read_text())
-    assert third["steps"] == 200 and third["status"] == "completed"
+    jobs = [json.loads((sweep / str(i) / "metrics.json").read_text()) for i in range(4)]
+    assert [j["status"] for j in jobs] == ["failed", "failed", "diverged", "completed"], jobs
+    assert "model.d_optimizer: lr=-1" in jobs[0]["error"]
+    assert jobs[3]["steps"] == 200 and "modes_captured" in jobs[3]

@@ -1,4 +1,4 @@
-"""Fault injection for reliability tests: `+callbacks.kill._target_=gan_lab.callbacks.faults.KillAtStep
+"""Fault injection for reliability tests, e.g. `+callbacks.kill._target_=gan_lab.callbacks.faults.KillAtStep
 +callbacks.kill.step=170` sends SIGKILL to the training process after that many batches."""
 
 from __future__ import annotations
@@ -16,3 +16,18 @@ class KillAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class NaNAtStep(pl.Callback):
+    """Sets every generator weight to NaN after `step` batches (a divergence, for the divergence tests)."""
+
+    def __init__(self, step: int):
+        self.step = int(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            import torch
+
+            with torch.no_grad():
+                for p in pl_module.generator.parameters():
+                    p.fill_(float("nan"))

@@ -118,7 +118,9 @@ class ConditionalTask(AdversarialTask):
         if not self.trainer.is_global_zero:
             return
         cond, target = self._val()
-        metrics = {f"val/{k}": float(v) for k, v in self.paired_metrics(self._predict(cond), target, cond).items()}
+        metrics = {
+            f"val/{k}": float(v) for k, v in self.paired_metrics(self._predict(cond).clamp(-1, 1), target, cond).items()
+        }
         self.last_logged.update(metrics)
         for lg in self.loggers:
             lg.log_metrics(metrics, step=self.global_step)

@@ -68,9 +68,9 @@ class PacGAN(Trick):
         self.m = int(self.check("m", m, 1, 16))
 
     def discriminator_kwargs(self, kw):
-        shape = list(kw["shape"])
-        if "in_channels" in kw and kw["in_channels"]:
+        if kw.get("in_channels"):
             return {**kw, "in_channels": kw["in_channels"] * self.m}
+        shape = list(kw["shape"])
         return {**kw, "shape": [shape[0] * self.m, *shape[1:]]}
 
     def d_input(self, x, step):
