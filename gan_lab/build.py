@@ -31,4 +31,11 @@ def build(spec: dict, owner: str, **extra):
         if unknown:
             allowed = ", ".join(p for p in params if p not in extra) or "none"
             raise ConfigError(f"{owner}: unknown parameter {unknown[0]!r}; allowed {allowed}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except Exception as e:  # a library's own validation (e.g. Lightning's MisconfigurationException)
+        if type(e).__name__ in ("MisconfigurationException", "ValueError") and str(e).strip():
+            raise ConfigError(f"{owner}: {str(e).strip().splitlines()[0]}") from None
+        raise

@@ -42,13 +42,40 @@ def one_line(exc: BaseException) -> str:
         )
     ]
     text = " ".join(lines)
+    override = getattr(exc, "override", None)  # OverrideParseException: say which argument did not parse
+    if isinstance(override, str) and override not in text:
+        text = f"cannot parse override {override!r}: {text}"
+    if "is not in struct" in text and cause is not None:  # a misspelled key: name the keys that exist there
+        text += _allowed_keys(cause)
     text = re.sub(r"Available options in '([^']+)':", r"; available options in '\1':", text)
     missing = re.search(r"Could not (?:load|find) '([\w/]+)/(\w+)'", text)
     if missing and "available options" not in text:
         options = available_options(missing.group(1))
         if options:
             text += f"; available options in '{missing.group(1)}': {', '.join(options)}"
-    return re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"[\s.]*; available options", "; available options", text)
+    # Hydra lists options separated by whitespace: "...: ae dcgan gan_mlp vae" -> "ae, dcgan, gan_mlp, vae"
+    return re.sub(
+        r"(available options in '[^']+':)((?: [\w/.-]+)+)$", lambda m: f"{m[1]} {', '.join(m[2].split())}", text
+    )
+
+
+def _allowed_keys(cause: BaseException) -> str:
+    """The keys that exist where OmegaConf met an unknown one, from the error's parent node, e.g.
+    "; allowed keys in 'trainer': accelerator, devices, ..."."""
+    parent, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    full = str(getattr(cause, "full_key", None) or key or "")
+    where = full.rsplit(".", 1)[0] if "." in full else ""
+    if not where and key == "trick":
+        return "; select tricks first, e.g. trick=[d_dropout] trick.d_dropout.rate=0.5"
+    try:
+        keys = [str(k) for k in parent.keys() if not str(k).startswith("_") and str(k) != "hydra"]
+    except Exception:
+        return ""
+    if not keys:
+        return ""
+    return f"; allowed keys in '{where or 'the top level'}': {', '.join(keys)}"
 
 
 def available_options(group: str) -> list[str]:

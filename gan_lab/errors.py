@@ -7,8 +7,10 @@ class ConfigError(ValueError):
 
 def check_range(owner: str, name: str, value, low=None, high=None, low_open=False, high_open=False):
     """Raise ConfigError unless low <= value <= high (with optional open ends). Returns value."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{owner}: {name}={value!r} must be a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # value != value: NaN
+        lo_txt = "-inf" if low is None else low
+        hi_txt = "inf" if high is None else high
+        raise ConfigError(f"{owner}: {name}={value!r} is not a number; allowed [{lo_txt}, {hi_txt}]")
     bad_low = low is not None and (value <= low if low_open else value < low)
     bad_high = high is not None and (value >= high if high_open else value > high)
     if bad_low or bad_high:

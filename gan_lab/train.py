@@ -69,7 +69,7 @@ def set_threads(threads: int | None, parallel_jobs: int | None = None) -> None:
         threads = max(1, cores // max(1, jobs))
     if threads is not None:
         if not isinstance(threads, int) or threads < 1:
-            raise ConfigError(f"threads={threads!r} must be a positive integer or null")
+            raise ConfigError(f"threads={threads!r} must be a positive integer; allowed null or [1, inf)")
         torch.set_num_threads(threads)
 
 
@@ -123,6 +123,9 @@ def resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
                 f"ckpt_path=last but {path} does not exist; resume with hydra.run.dir=<the run's "
                 "directory> ckpt_path=last, or give ckpt_path=<path to a .ckpt file>"
             )
+        from gan_lab.config import check_checkpoint
+
+        check_checkpoint(path)
         return str(path)
     path = Path(ckpt_path).expanduser()
     if not path.is_file():

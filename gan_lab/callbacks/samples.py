@@ -77,6 +77,10 @@ class SampleCallback(pl.Callback):
 
     def __init__(self, every_n_steps: int = 500, n_points: int = 2000, out_dir: str = "samples"):
         super().__init__()
+        from gan_lab.errors import check_range
+
+        check_range("callbacks.samples", "every_n_steps", every_n_steps, 0)
+        check_range("callbacks.samples", "n_points", n_points, 1)
         self.every_n_steps, self.n_points, self.out_dir = every_n_steps, n_points, out_dir
         self.saved: list[Path] = []
 

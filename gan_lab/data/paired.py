@@ -40,8 +40,9 @@ def list_images(folder: str | Path, owner: str) -> list[Path]:
         raise ConfigError(f"{owner}: folder {str(folder)!r} does not exist; expected a folder of images")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise ConfigError(f"{owner}: folder {str(folder)!r} holds no images; allowed suffixes "
-                          f"{', '.join(IMAGE_SUFFIXES)}")
+        raise ConfigError(
+            f"{owner}: folder {str(folder)!r} holds no images; allowed suffixes {', '.join(IMAGE_SUFFIXES)}"
+        )
     return files
 
 
@@ -61,10 +62,18 @@ def read_image(path: str | Path, owner: str, on_corrupt: str = "skip") -> np.nda
 
 
 def read_images(files, owner: str, on_corrupt: str) -> list[np.ndarray]:
-    images = [im for im in (read_image(p, owner, on_corrupt) for p in files) if im is not None]
+    """Readable images of `files`; skipped ones are warned about only when some could be read (otherwise
+    one error says that none could)."""
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        images = [im for im in (read_image(p, owner, on_corrupt) for p in files) if im is not None]
     if not images:
-        raise ConfigError(f"{owner}: none of the {len(files)} images in {str(Path(files[0]).parent)!r} "
-                          "could be read")
+        first = str(skipped[0].message) if skipped else "no readable image"
+        raise ConfigError(
+            f"{owner}: none of the {len(files)} images in {str(Path(files[0]).parent)!r} could be read; first: {first}"
+        )
+    for w in skipped:
+        warnings.warn(str(w.message), stacklevel=2)
     return images
 
 
@@ -88,14 +97,16 @@ def random_patches(images: list[np.ndarray], n: int, patch: int, seed: int, owne
     big = [im for im in images if min(im.shape[:2]) >= patch]
     if not big:
         sizes = sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images})
-        raise ConfigError(f"{owner}: patch={patch} is larger than every image ({', '.join(sizes)}); "
-                          f"allowed at most {max(min(im.shape[:2]) for im in images)}")
+        raise ConfigError(
+            f"{owner}: patch={patch} is larger than every image ({', '.join(sizes)}); "
+            f"allowed at most {max(min(im.shape[:2]) for im in images)}"
+        )
     rng = np.random.default_rng(seed)
     out = np.empty((n, patch, patch, big[0].shape[2]), dtype=np.uint8)
     for k, i in enumerate(rng.integers(len(big), size=n)):
         h, w = big[i].shape[:2]
         y, x = rng.integers(h - patch + 1), rng.integers(w - patch + 1)
-        out[k] = big[i][y: y + patch, x: x + patch]
+        out[k] = big[i][y : y + patch, x : x + patch]
     return out
 
 
@@ -154,7 +165,7 @@ def load_ab_folder(folder: Path, size: int, owner: str, on_corrupt: str) -> tupl
         if im is None:
             continue
         half = im.shape[1] // 2
-        for side, out in ((im[:, :half], a), (im[:, half: 2 * half], b)):
+        for side, out in ((im[:, :half], a), (im[:, half : 2 * half], b)):
             out.append(np.asarray(Image.fromarray(side).resize((size, size), Image.BICUBIC)))
     if not a:
         raise ConfigError(f"{owner}: no image of {str(folder)!r} could be read")
@@ -168,8 +179,16 @@ class PairedFolderDataModule(InMemoryDataModule):
     Images are held as float32: 256 x 256 pairs take 1.5 MB each.
     """
 
-    def __init__(self, root: str, direction: str = "AtoB", size: int = 256, train_split: str = "train",
-                 val_split: str | None = "val", on_corrupt: str = "skip", **kw):
+    def __init__(
+        self,
+        root: str,
+        direction: str = "AtoB",
+        size: int = 256,
+        train_split: str = "train",
+        val_split: str | None = "val",
+        on_corrupt: str = "skip",
+        **kw,
+    ):
         super().__init__(name="paired", **kw)
         owner = "data.paired"
         check_choice(owner, "direction", direction, ("AtoB", "BtoA"))
@@ -178,8 +197,10 @@ class PairedFolderDataModule(InMemoryDataModule):
         self.root, self.direction, self.size = Path(str(root)).expanduser(), direction, int(size)
         self.train_split, self.val_split, self.on_corrupt = train_split, val_split, on_corrupt
         if not self.root.is_dir():
-            raise ConfigError(f"{owner}: root={str(root)!r} is not a directory; expected a folder with "
-                              f"{train_split}/ and {val_split}/ subfolders of A|B images")
+            raise ConfigError(
+                f"{owner}: root={str(root)!r} is not a directory; expected a folder with "
+                f"{train_split}/ and {val_split}/ subfolders of A|B images"
+            )
         self.shape = self.condition_shape = (3, self.size, self.size)
 
     def _pairs(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,8 +220,15 @@ class ColorizeDataModule(InMemoryDataModule):
     crops (seeded by `patch_seed`) of the scikit-image photos (source="skimage") or of the images of
     the folder `source` (e.g. /work/shared/data/sr/CBSD68), split by `val_fraction`."""
 
-    def __init__(self, source: str = "skimage", patch: int = 64, n_patches: int = 1000, patch_seed: int = 0,
-                 on_corrupt: str = "skip", **kw):
+    def __init__(
+        self,
+        source: str = "skimage",
+        patch: int = 64,
+        n_patches: int = 1000,
+        patch_seed: int = 0,
+        on_corrupt: str = "skip",
+        **kw,
+    ):
         super().__init__(name="colorize", **kw)
         owner = "data.colorize"
         check_range(owner, "patch", patch, 8, 1024)

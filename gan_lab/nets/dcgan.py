@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, check_range
 from gan_lab.nets.common import MinibatchStd, check_d_kwargs, dcgan_init, scaled
 
 
@@ -30,6 +30,8 @@ class DCGANGenerator(nn.Module):
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ConfigError(f"model=dcgan needs square image data; got sample shape {tuple(shape)}")
         base, k = _plan(size)
+        check_range("model.generator", "z_dim", z_dim, 1)
+        check_range("model.generator", "ngf", ngf, 1)
         self.z_dim, self.shape = z_dim, tuple(shape)
         ch = ngf * 2 ** (k - 1)
         layers = [nn.ConvTranspose2d(z_dim, ch, base, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
@@ -58,6 +60,7 @@ class DCGANDiscriminator(nn.Module):
     ):
         super().__init__()
         check_d_kwargs("model.discriminator", dropout, width)
+        check_range("model.discriminator", "ndf", ndf, 1)
         if len(shape) != 3:
             raise ConfigError(f"model=dcgan needs image data; got sample shape {tuple(shape)}")
         c = in_channels or shape[0]

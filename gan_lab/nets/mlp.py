@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from gan_lab.errors import check_range
 from gan_lab.nets.common import MinibatchStd, check_d_kwargs, scaled
 
 
@@ -15,6 +16,9 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, shape, z_dim: int = 32, hidden=(256, 256), tanh: bool | None = None, batchnorm: bool = False):
         super().__init__()
+        check_range("model.generator", "z_dim", z_dim, 1)
+        for h in hidden:
+            check_range("model.generator", "hidden", h, 1)
         self.shape, self.z_dim = tuple(shape), z_dim
         layers, d = [], z_dim
         for h in hidden:
@@ -35,6 +39,8 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, shape, hidden=(256, 256), width: float = 1.0, dropout: float = 0.0, minibatch_std: bool = False):
         super().__init__()
         check_d_kwargs("model.discriminator", dropout, width)
+        for h in hidden:
+            check_range("model.discriminator", "hidden", h, 1)
         layers, d = [nn.Flatten()], math.prod(shape)
         for h in hidden:
             h = scaled(h, width)

@@ -1,0 +1,376 @@
+"""Compare the jobs of a Hydra multirun sweep: mean ± 95% CI per configuration, ranking, Welch tests, plots.
+
+    python -m gan_lab.compare multirun/2024-05-01/12-00-00      # rank by fid / modes_captured / psnr / ...
+    python -m gan_lab.compare <sweep dir> --metric d_loss --lower-better --metrics fid,ssim --alpha 0.01
+    gan-lab compare <sweep dir> ...                               # the same through the CLI
+
+Jobs are the directories holding `.hydra/overrides.yaml` (at any depth). Jobs that differ only by `seed=` (and
+by the keys in IGNORED_KEYS) form one group. Only completed jobs contribute numbers; diverged and failed jobs
+(a job without metrics.json failed) are counted and always shown. Writes comparison.csv, comparison.md,
+comparison_<metric>.png and curves_<metric>.png into the sweep dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import stats
+
+from gan_lab.errors import ConfigError
+
+# override keys that do not change the experiment (a key matches itself and its dotted children)
+IGNORED_KEYS = ("seed", "hydra", "logger", "sweep")
+# numeric entries of metrics.json that are bookkeeping, not results
+NON_METRIC_KEYS = ("epoch", "step", "global_step", "seed")
+LOWER_BETTER = ("fid", "kid", "reverse_kl", "class_kl", "l1", "l2", "ndb")
+HIGHER_BETTER = (
+    "modes_captured",
+    "hq_fraction",
+    "class_modes",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "psnr",
+    "ssim",
+)
+DEFAULT_METRICS = (
+    "fid",
+    "modes_captured",
+    "psnr",
+    "kid",
+    "hq_fraction",
+    "ssim",
+    "reverse_kl",
+    "class_kl",
+    "class_modes",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "ndb",
+    "l1",
+    "l2",
+)
+STATUSES = ("completed", "diverged", "failed")
+
+
+@dataclass
+class Job:
+    path: Path
+    overrides: list[str]
+    group: str
+    seed: int | None
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Row:
+    group: str
+    metric: str
+    mean: float
+    ci95: float
+    n: int
+    values: list[float]
+    completed: int
+    diverged: int
+    failed: int
+
+
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0].strip()
+
+
+def _ignored(override: str) -> bool:
+    key = _key(override)
+    return any(key == k or key.startswith(k + ".") for k in IGNORED_KEYS)
+
+
+def _natural(path: Path):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
+
+
+def find_jobs(sweep_dir) -> list[Job]:
+    """Every directory under sweep_dir holding .hydra/overrides.yaml, with group, seed, status and metrics."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ConfigError(f"sweep dir {str(sweep_dir)!r} does not exist or is not a directory")
+    jobs = []
+    for ov_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml"), key=_natural):
+        path = ov_file.parent.parent
+        overrides = [str(o) for o in (yaml.safe_load(ov_file.read_text()) or [])]
+        kept = sorted(o for o in overrides if not _ignored(o))
+        seeds = [o.split("=", 1)[1] for o in overrides if _key(o) == "seed" and "=" in o]
+        seed = int(seeds[0]) if seeds and seeds[0].lstrip("-").isdigit() else None
+        try:
+            raw = json.loads((path / "metrics.json").read_text())
+        except (OSError, ValueError):
+            raw = {"status": "failed"}
+        status = raw.get("status", "completed") if isinstance(raw, dict) else "failed"
+        status = status if status in STATUSES else "failed"
+        metrics = {
+            k: float(v)
+            for k, v in (raw.items() if isinstance(raw, dict) else [])
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NON_METRIC_KEYS
+        }
+        jobs.append(Job(path, overrides, " ".join(kept) or "(base)", seed, status, metrics))
+    # overrides every job shares (e.g. trainer.max_steps=3000 given to the whole sweep) do not tell groups apart
+    kept_sets = [set(j.group.split(" ")) - {"(base)"} for j in jobs]
+    common = set.intersection(*kept_sets) if len(jobs) > 1 else set()
+    if common:
+        for j, kept in zip(jobs, kept_sets):
+            j.group = " ".join(sorted(kept - common)) or "(base)"
+    return jobs
+
+
+def group_jobs(jobs: list[Job]) -> dict[str, list[Job]]:
+    """Group label -> jobs, in order of first appearance."""
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.group, []).append(job)
+    return groups
+
+
+def ci95(values) -> tuple[float, float]:
+    """(mean, half-width of the Student-t 95% confidence interval); half-width is nan for n < 2."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), math.nan
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def welch(a, b) -> float:
+    """Two-sided p-value of Welch's t-test (unequal variances); nan when a side has fewer than 2 values."""
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    with warnings.catch_warnings():  # constant samples: scipy warns and returns nan
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def summarize(groups: dict[str, list[Job]], metrics=None) -> list[Row]:
+    """One Row per group x metric (metrics=None: every numeric metric of the completed jobs)."""
+    if metrics is None:
+        done = [j for jobs in groups.values() for j in jobs if j.status == "completed"]
+        metrics = sorted({m for j in done for m in j.metrics})
+    rows = []
+    for label, jobs in groups.items():
+        counts = [sum(j.status == s for j in jobs) for s in STATUSES]
+        for m in metrics:
+            values = [
+                j.metrics[m] for j in jobs if j.status == "completed" and m in j.metrics and math.isfinite(j.metrics[m])
+            ]
+            mean, half = ci95(values)
+            rows.append(Row(label, m, mean, half, len(values), values, *counts))
+    return rows
+
+
+def direction(metric: str, lower_better: bool | None = None) -> bool:
+    """True if lower is better; known metrics need no flag (a 'metrics/fid'-style prefix is ignored)."""
+    if lower_better is not None:
+        return lower_better
+    name = metric.rsplit("/", 1)[-1]
+    if name in LOWER_BETTER or name in HIGHER_BETTER:
+        return name in LOWER_BETTER
+    raise ConfigError(f"direction of metric {metric!r} is unknown; pass --lower-better or --higher-better")
+
+
+def rank(rows: list[Row], metric: str, lower_better: bool) -> list[Row]:
+    """Rows of `metric`, best first; groups without a value go last."""
+    rows = [r for r in rows if r.metric == metric]
+    return sorted(rows, key=lambda r: (math.isnan(r.mean), r.mean if lower_better else -r.mean))
+
+
+def verdicts(ranked: list[Row], alpha: float) -> list[tuple[float, str]]:
+    """(p-value vs the best group, verdict) for each ranked row."""
+    best, out = ranked[0], []
+    for r in ranked:
+        p = welch(r.values, best.values)
+        if r is best:
+            out.append((math.nan, "best"))
+        elif r.n < 2 or best.n < 2:
+            out.append((p, "too few seeds"))
+        elif p < alpha:
+            out.append((p, f"significantly worse (p < {alpha:g})"))
+        else:  # includes p = nan from two identical constant samples
+            out.append((p, f"≈ best (not significant at {alpha:g})"))
+    return out
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.4g}"
+
+
+def _cell(r: Row) -> str:
+    s = f"{_fmt(r.mean)} ± {_fmt(r.ci95)}" if r.n else "n/a"
+    return s if r.n == r.completed else f"{s} (n={r.n})"
+
+
+def _curves(job: Job, metric: str) -> dict[float, float]:
+    """step -> value of `metric` from the job's CSVLogger file (column `metric` or `<prefix>/<metric>`)."""
+    try:
+        with open(job.path / "metrics.csv", newline="") as f:
+            reader = csv.DictReader(f)
+            cols = [c for c in reader.fieldnames or [] if c == metric or c.endswith("/" + metric)]
+            if not cols or "step" not in reader.fieldnames:
+                return {}
+            pts: dict[float, list[float]] = {}
+            for row in reader:
+                if row.get("step") and row.get(cols[0]):
+                    pts.setdefault(float(row["step"]), []).append(float(row[cols[0]]))
+    except (OSError, ValueError):
+        return {}
+    return {s: float(np.mean(v)) for s, v in pts.items()}
+
+
+def plot(out_dir: Path, groups, rows: list[Row], metric: str, lower_better: bool | None) -> list[Path]:
+    """comparison_<metric>.png (mean ± CI per group, best on top; lower_better=None: direction unknown,
+    sorted ascending) and curves_<metric>.png when some job's metrics.csv has that column."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name, written = re.sub(r"[^\w.-]+", "_", metric), []
+    ranked = [r for r in rank(rows, metric, lower_better is not False) if r.n][::-1]
+    if ranked:
+        fig, ax = plt.subplots(figsize=(8, 1.5 + 0.4 * len(ranked)))
+        xerr = [np.nan_to_num(r.ci95) for r in ranked]
+        ax.errorbar([r.mean for r in ranked], range(len(ranked)), xerr=xerr, fmt="o", capsize=4)
+        ax.set_yticks(range(len(ranked)), [f"{r.group} (n={r.n})" for r in ranked], fontsize=8)
+        better = {True: " (lower is better)", False: " (higher is better)", None: ""}[lower_better]
+        ax.set_xlabel(f"{metric}{better}, mean ± 95% CI")
+        fig.tight_layout()
+        written.append(out_dir / f"comparison_{name}.png")
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, jobs in groups.items():
+        pts: dict[float, list[float]] = {}
+        for job in jobs:
+            if job.status == "completed":
+                for s, v in _curves(job, metric).items():
+                    pts.setdefault(s, []).append(v)
+        if pts:
+            steps = sorted(pts)
+            ax.plot(steps, [np.mean(pts[s]) for s in steps], label=label)
+    if ax.lines:
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"{metric} (mean over seeds)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(out_dir / f"curves_{name}.png")
+        fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+    return written
+
+
+def compare(sweep_dir, metric=None, lower_better=None, metrics=None, alpha=0.05, console=None) -> list[Row]:
+    """Everything main() does: table to the console, comparison.csv/.md and plots into sweep_dir."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    sweep_dir = Path(sweep_dir)
+    jobs = find_jobs(sweep_dir)
+    if not jobs:
+        raise ConfigError(f"no jobs (directories with .hydra/overrides.yaml) found in {str(sweep_dir)!r}")
+    groups = group_jobs(jobs)
+    available = sorted({m for j in jobs if j.status == "completed" for m in j.metrics})
+    if metric is None:
+        metric = next((m for m in DEFAULT_METRICS if m in available), None)
+        if metric is None:
+            raise ConfigError(
+                f"no known ranking metric among {available or 'the completed jobs (none)'}; pass --metric NAME"
+            )
+    elif metric not in available:
+        raise ConfigError(f"metric {metric!r} not found in any completed job; available: {available}")
+    lower_better = direction(metric, lower_better)
+    table_metrics = [metric] + [m for m in (metrics or available) if m != metric]
+    rows = summarize(groups, table_metrics)
+    ranked = rank(rows, metric, lower_better)
+    checks = verdicts(ranked, alpha)
+    by_key = {(r.group, r.metric): r for r in rows}
+
+    header = ["#", "group", "completed", "diverged", "failed"] + [f"{m} (mean ± ci95)" for m in table_metrics]
+    header += [f"p vs best ({metric})", "vs best"]
+    lines = [
+        [str(i + 1), r.group, str(r.completed), str(r.diverged), str(r.failed)]
+        + [_cell(by_key[r.group, m]) for m in table_metrics]
+        + [_fmt(p), v]
+        for i, (r, (p, v)) in enumerate(zip(ranked, checks, strict=True))
+    ]
+    best = ranked[0]
+    n_same = sum(v.startswith("≈") for _, v in checks)
+    n_worse = sum(v.startswith("significantly") for _, v in checks)
+    n_few = sum(v == "too few seeds" for _, v in checks)
+    better = "lower" if lower_better else "higher"
+    sentence = (
+        f"Ranked by `{metric}` ({better} is better); best: `{best.group}` ({_cell(best)}). "
+        f"Welch t-test against the best at alpha={alpha:g}: {n_same} group(s) not significantly "
+        f"different, {n_worse} significantly worse, {n_few} with too few seeds (< 2) to test. "
+        f"Only completed jobs contribute numbers; {len(jobs)} job(s) in total."
+    )
+
+    title = f"{sweep_dir}  —  {len(jobs)} jobs, {len(groups)} groups"
+    table = Table(title=escape(title), caption=escape(sentence))
+    for h in header:
+        table.add_column(escape(h), overflow="fold")
+    for line in lines:  # escape: "trick=[r1]" is not rich markup
+        table.add_row(*map(escape, line))
+    # not a terminal (log file, pipe): do not fold the table into rich's default 80 columns
+    (console or Console(width=None if sys.stdout.isatty() else 240)).print(table)
+
+    with open(sweep_dir / "comparison.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["rank", "group", "metric", "mean", "ci95", "n", *STATUSES, "p_vs_best", "vs_best"])
+        for i, (r, (p, v)) in enumerate(zip(ranked, checks, strict=True)):
+            for m in table_metrics:
+                x, extra = by_key[r.group, m], ([p, v] if m == metric else ["", ""])
+                w.writerow([i + 1, r.group, m, x.mean, x.ci95, x.n, x.completed, x.diverged, x.failed] + extra)
+    md = [f"# Sweep comparison: `{sweep_dir}`", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
+    (sweep_dir / "comparison.md").write_text("\n".join(md + ["", sentence, ""]))
+
+    for m in dict.fromkeys([metric] + list(metrics or [])):
+        known = m.rsplit("/", 1)[-1] in LOWER_BETTER + HIGHER_BETTER
+        plot(sweep_dir, groups, rows, m, lower_better if m == metric else direction(m) if known else None)
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="gan-lab compare", description=__doc__.split("\n")[0])
+    parser.add_argument("sweep_dir", help="Hydra multirun directory (holding <job>/.hydra/overrides.yaml)")
+    parser.add_argument("--metric", help="ranking metric (default: first of fid, modes_captured, psnr, ...)")
+    way = parser.add_mutually_exclusive_group()
+    way.add_argument("--lower-better", dest="lower_better", action="store_true", default=None)
+    way.add_argument("--higher-better", dest="lower_better", action="store_false")
+    parser.add_argument("--metrics", help="comma-separated metrics to tabulate and plot (default: table all)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the Welch t-test")
+    args = parser.parse_args(argv)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    try:
+        if not 0 < args.alpha < 1:
+            raise ConfigError(f"--alpha={args.alpha} is out of range; allowed (0, 1)")
+        compare(args.sweep_dir, args.metric, args.lower_better, metrics, args.alpha)
+    except ConfigError as e:
+        print(f"gan-lab compare: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,526 @@
+"""Issue 9: the bad-input catalogue. Every row is one bad input that must stop the run before training
+with exit code 2 and ONE stderr line `error: ...` naming the bad key/value and what is allowed.
+
+Two tables:
+- CLI_CASES run the real entry point (`python -m gan_lab.train ...`) in a subprocess: Hydra composition
+  errors only exist there, and a few config/data errors check the whole path. The subprocesses of the
+  table start together (2 at a time) on first use, each row then checks its own result.
+- CASES run the real config path in-process: compose the config with the overrides, then
+  `gan_lab.train.train(cfg, run_dir)` (config.validate, resolve_ckpt, build_objects) with
+  `Trainer.fit` replaced by a function that fails the test, so a row that is not rejected cannot train.
+  The error line is what the CLI prints for a ConfigError: f"error: {e}".
+
+Overrides and expected substrings may hold `{tmp}` (a per-row folder for files the row's setup writes)
+and `{run}` (the run directory). Rows that need a change outside gan_lab/config.py and gan_lab/cli.py are
+marked xfail(strict=True) with the change in the reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, compose_cfg, run_cli
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+from gan_lab.errors import ConfigError
+
+# W&B without any credentials: no key variables, HOME and NETRC pointing at files that do not exist.
+NO_CREDENTIALS = {
+    "WANDB_API_KEY": None,
+    "WANDB_IDENTITY_TOKEN_FILE": None,
+    "WANDB_MODE": None,
+    "WANDB_BASE_URL": None,
+    "HOME": "{tmp}",
+    "NETRC": "{tmp}/no.netrc",
+}
+
+
+# ---- files that rows read ------------------------------------------------------------------------------
+def _idx(magic: int, dims: tuple[int, ...], n_bytes: int | None = None) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    return header + bytes(math.prod(dims) if n_bytes is None else n_bytes)
+
+
+def idx_wrong_magic(tmp: Path, run: Path) -> None:
+    (tmp / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(2052, (10, 28, 28))))
+
+
+def idx_truncated(tmp: Path, run: Path) -> None:
+    (tmp / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(2051, (10, 28, 28), n_bytes=1000)))
+
+
+def idx_not_gzip(tmp: Path, run: Path) -> None:
+    (tmp / "train-images-idx3-ubyte.gz").write_bytes(_idx(2051, (10, 28, 28)))
+
+
+def _png(path: Path, size: int = 128) -> bytes:
+    from PIL import Image
+
+    Image.new("RGB", (size, size), (200, 30, 30)).save(path)
+    return path.read_bytes()
+
+
+def empty_image_folder(tmp: Path, run: Path) -> None:
+    (tmp / "images").mkdir()
+    (tmp / "images" / "notes.txt").write_text("not an image")
+
+
+def truncated_png(tmp: Path, run: Path) -> None:
+    (tmp / "images").mkdir()
+    data = _png(tmp / "images" / "bad.png")
+    (tmp / "images" / "bad.png").write_bytes(data[: len(data) // 2])
+
+
+def garbage_png(tmp: Path, run: Path) -> None:
+    (tmp / "images").mkdir()
+    (tmp / "images" / "bad.png").write_bytes(os.urandom(300))
+
+
+def garbage_ckpt(tmp: Path, run: Path) -> None:
+    (tmp / "garbage.ckpt").write_bytes(b"this is not a checkpoint" + os.urandom(1000))
+
+
+def truncated_ckpt(tmp: Path, run: Path) -> None:
+    import torch
+
+    torch.save({"state_dict": {"w": torch.zeros(5000)}, "pytorch-lightning_version": "2"}, tmp / "cut.ckpt")
+    data = (tmp / "cut.ckpt").read_bytes()
+    (tmp / "cut.ckpt").write_bytes(data[: len(data) // 2])
+
+
+def weights_only_ckpt(tmp: Path, run: Path) -> None:
+    import torch
+
+    torch.save({"w": torch.zeros(3)}, tmp / "weights.ckpt")
+
+
+def corrupt_last_ckpt(tmp: Path, run: Path) -> None:
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(os.urandom(2000))
+
+
+SR = ("~data", "+data._target_=gan_lab.data.sr.SRFolderDataModule")  # a folder data module without a conf file
+
+
+def case(id, overrides, expected, setup=None, env=None, xfail=None, raises=AssertionError):
+    """One row: `expected` substrings must all be in the error line."""
+    marks = [pytest.mark.xfail(reason=f"needs {xfail}", strict=True, raises=raises)] if xfail else []
+    return pytest.param(tuple(overrides), tuple(expected), setup, env, id=id, marks=marks)
+
+
+# ---- through the real CLI ----------------------------------------------------------------------------
+CLI_CASES = [
+    case("unknown_group_option", ["model=dcgn"], ["model/dcgn", "available options in 'model'", "dcgan"]),
+    case(
+        "misspelled_key",
+        ["trainer.max_stepz=5"],
+        ["trainer.max_stepz", "not in struct", "allowed keys in 'trainer'", "max_steps"],
+    ),
+    case("unknown_trick", ["trick=[label_smothing]"], ["trick/label_smothing", "available options", "label_smoothing"]),
+    case("override_syntax", ["model.g_optimizer.betas=[0.5"], ["model.g_optimizer.betas=[0.5", "override"]),
+    case("wrong_type_max_steps", ["trainer.max_steps=abc"], ["max_steps='abc'", "must be an integer", "[1, inf)"]),
+    case("threads_zero", ["threads=0"], ["threads=0", "allowed null or [1, inf)"]),
+    case("missing_data_dir", ["data=mnist", "data.root={tmp}/nope"], ["data.root='{tmp}/nope'", "not a directory"]),
+    case(
+        "corrupt_checkpoint",
+        ["ckpt_path={tmp}/garbage.ckpt"],
+        ["ckpt_path='{tmp}/garbage.ckpt'", "is not a readable gan_lab checkpoint", "allowed"],
+        setup=garbage_ckpt,
+    ),
+    case(
+        "only_corrupt_images",
+        ["data=sr_folder", "data.root={tmp}/images"],
+        ["data.sr: none of the 1 images in '{tmp}/images' could be read", "bad.png"],
+        setup=garbage_png,
+    ),
+    case(
+        "wandb_online_without_credentials",
+        ["logger=wandb", "logger.wandb.offline=false"],
+        ["logger.wandb.offline=false needs W&B credentials", "WANDB_API_KEY", "wandb login", "wandb sync"],
+        env=NO_CREDENTIALS,
+    ),
+]
+
+# ---- in-process, through gan_lab.train.train ------------------------------------------------------------
+CASES = [
+    # keys and types
+    case("unknown_trainer_param", ["+trainer.max_stepz=5"], ["trainer: unknown parameter 'max_stepz'", "max_steps"]),
+    case("unknown_top_level_key", ["+seedd=1"], ["unknown top-level key 'seedd'", "allowed", "seed"]),
+    case("seed_not_int", ["seed=abc"], ["seed='abc'", "must be an integer", "[0, 4294967295]"]),
+    case("seed_negative", ["seed=-1"], ["seed=-1", "[0, 4294967295]"]),
+    case("batch_size_word", ["data.batch_size=big"], ["data: batch_size='big'", "must be an integer", "[1, inf)"]),
+    case("batch_size_float", ["data.batch_size=2.5"], ["data: batch_size=2.5", "must be an integer", "[1, inf)"]),
+    case("overwrite_not_bool", ["overwrite=maybe"], ["overwrite='maybe'", "must be a boolean", "true, false"]),
+    # optimizers
+    case("lr_too_large", ["model.g_optimizer.lr=5"], ["model.g_optimizer: lr=5", "out of range", "(0.0, 1.0]"]),
+    case("lr_zero", ["model.d_optimizer.lr=0"], ["model.d_optimizer: lr=0", "out of range", "(0.0, 1.0]"]),
+    case("lr_negative", ["model.g_optimizer.lr=-1e-4"], ["model.g_optimizer: lr=-0.0001", "(0.0, 1.0]"]),
+    case("lr_nan", ["model.g_optimizer.lr=nan"], ["model.g_optimizer: lr=nan", "must be a number", "(0.0, 1.0]"]),
+    case("lr_word", ["model.g_optimizer.lr=fast"], ["model.g_optimizer: lr='fast'", "must be a number", "(0.0, 1.0]"]),
+    case("ae_lr", ["model=ae", "model.optimizer.lr=2"], ["model.optimizer: lr=2", "(0.0, 1.0]"]),
+    case("beta_one", ["model.g_optimizer.betas=[0.5,1.0]"], ["model.g_optimizer: betas=1.0", "[0.0, 1.0)"]),
+    case("betas_length", ["model.d_optimizer.betas=[0.5]"], ["model.d_optimizer.betas=[0.5]", "two numbers in [0, 1)"]),
+    case(
+        "optimizer_unknown_param",
+        ["+model.g_optimizer.momentum=0.9"],
+        ["model.g_optimizer: unknown parameter 'momentum'", "allowed", "lr, betas"],
+    ),
+    case("weight_decay_negative", ["+model.d_optimizer.weight_decay=-1"], ["weight_decay=-1", "[0.0, 1.0]"]),
+    case("grad_clip_negative", ["model.grad_clip=-1"], ["model: grad_clip=-1", "[0.0, inf)"]),
+    case("unknown_loss", ["model.loss=foo"], ["model.loss='foo'", "allowed minimax, non_saturating"]),
+    # tricks
+    case(
+        "dropout_one",
+        ["trick=[d_dropout]", "trick.d_dropout.rate=1.0"],
+        ["trick.d_dropout: rate=1.0", "out of range", "[0.0, 1.0)"],
+    ),
+    case("flip_prob", ["trick=[label_flip]", "trick.label_flip.p=1.5"], ["trick.label_flip: p=1.5", "[0.0, 1.0]"]),
+    case(
+        "flip_prob_nan",
+        ["trick=[label_flip]", "trick.label_flip.p=nan"],
+        ["trick.label_flip: p=nan", "[0.0, 1.0]"],
+    ),
+    case(
+        "trick_param_typo",
+        ["trick=[label_smoothing]", "+trick.label_smoothing.reel=0.8"],
+        ["trick.label_smoothing: unknown parameter 'reel'", "allowed real"],
+    ),
+    case(
+        "trick_param_not_selected",
+        ["+trick.ema.decay=0.5"],
+        ["trick.ema parameters are set", "ema is not a selected trick", "trick=[...]"],
+    ),
+    case(
+        "conflicting_tricks",
+        ["trick=[label_smoothing,label_noise]"],
+        ["trick=label_smoothing and trick=label_noise cannot be combined", "label_values"],
+    ),
+    case(
+        "label_trick_with_hinge",
+        ["trick=[label_smoothing]", "model.loss=hinge"],
+        ["trick=label_smoothing needs a loss with real/fake targets", "model.loss=hinge", "allowed"],
+    ),
+    case("trick_on_autoencoder", ["model=ae", "trick=[d_dropout]"], ["trick=d_dropout", "model=ae has no"]),
+    # data
+    case(
+        "negative_sigma",
+        ["model=gan_mlp", "data=toy2d_ring", "data.sigma=-0.1"],
+        ["data.toy2d_ring: sigma=-0.1", "out of range", "(0.0, inf)"],
+    ),
+    case("val_fraction", ["data.val_fraction=1.5"], ["data: val_fraction=1.5", "[0.0, 1.0)"]),
+    case(
+        "batch_larger_than_data",
+        ["data.batch_size=100000"],
+        ["data.batch_size=100000", "larger than the training split", "allowed [1, 1617]"],
+    ),
+    case("image_size_too_small", ["data.size=4"], ["data.digits: size=4", "[8, 256]"]),
+    case("mnist_unknown_split", ["data=mnist", "data.split=test"], ["data.split='test'", "allowed train, t10k"]),
+    case(
+        "idx_wrong_magic",
+        ["data=mnist", "data.root={tmp}"],
+        ["train-images-idx3-ubyte.gz is not an MNIST IDX file", "magic number 2052", "allowed 2049", "2051"],
+        setup=idx_wrong_magic,
+    ),
+    case(
+        "idx_truncated",
+        ["data=mnist", "data.root={tmp}"],
+        ["train-images-idx3-ubyte.gz is truncated or corrupt", "header says 7840"],
+        setup=idx_truncated,
+    ),
+    case(
+        "idx_not_gzip",
+        ["data=mnist", "data.root={tmp}"],
+        ["cannot read IDX file {tmp}/train-images-idx3-ubyte.gz", "gzip"],
+        setup=idx_not_gzip,
+    ),
+    case(
+        "empty_image_folder",
+        [*SR, "+data.root={tmp}/images"],
+        ["data.sr: folder '{tmp}/images' holds no images", "allowed suffixes", ".png"],
+        setup=empty_image_folder,
+    ),
+    case(
+        "missing_image_folder",
+        [*SR, "+data.root={tmp}/nope"],
+        ["data.sr: folder '{tmp}/nope' does not exist", "folder of images"],
+    ),
+    case(
+        "truncated_image",
+        [*SR, "+data.root={tmp}/images", "+data.on_corrupt=error"],
+        ["data.sr: cannot read image '{tmp}/images/bad.png'", "on_corrupt=skip"],
+        setup=truncated_png,
+    ),
+    case("sr_scale", [*SR, "+data.scale=5"], ["data.sr: scale=5 is not supported", "allowed 2, 3, 4"]),
+    case(
+        "paired_missing_root",
+        ["~data", "+data._target_=gan_lab.data.paired.PairedFolderDataModule", "+data.root={tmp}/facades"],
+        ["data.paired: root='{tmp}/facades' is not a directory", "train/"],
+    ),
+    # models vs data
+    case(
+        "ae_latent_too_big",
+        ["model=ae", "model.latent_dim=5000"],
+        ["model.latent_dim=5000", "out of range", "allowed [1, 1023]"],
+    ),
+    case(
+        "dcgan_image_size",
+        ["model=dcgan", "data.size=30"],
+        ["model=dcgan: image size 30 is not supported", "allowed 4*2^k or 7*2^k"],
+    ),
+    case("dcgan_on_points", ["model=dcgan", "data=toy2d_ring"], ["model=dcgan needs square image data", "(2,)"]),
+    case(
+        "z_dim_zero",
+        ["model.generator.z_dim=0"],
+        ["model.generator: z_dim=0", "[1, inf)"],
+    ),
+    # metrics
+    case("unknown_feature_net", ["metrics.fid.features=foo"], ["metrics.fid.features='foo'", "allowed digits, mnist"]),
+    case("fid_samples_one", ["metrics.n_samples=1"], ["metrics: n_samples=1", "out of range", "[2, inf)"]),
+    case("fid_real_one", ["metrics.n_real=1"], ["metrics: n_real=1", "[2, inf)"]),
+    case("metrics_every_negative", ["metrics.every_n_steps=-1"], ["metrics: every_n_steps=-1", "[0, inf)"]),
+    # trainer and callbacks
+    case("max_steps_negative", ["trainer.max_steps=-5"], ["trainer: max_steps=-5", "-1 (no limit) or [1, inf)"]),
+    case("max_steps_zero", ["trainer.max_steps=0"], ["trainer: max_steps=0", "-1 (no limit) or [1, inf)"]),
+    case("max_epochs_negative", ["trainer.max_epochs=-5"], ["trainer: max_epochs=-5", "-1 (no limit)"]),
+    case("devices_zero", ["trainer.devices=0"], ["trainer: devices=0", "'auto', -1 (all) or [1, inf)"]),
+    case("accelerator_unknown", ["trainer.accelerator=tpu2"], ["trainer: accelerator='tpu2'", "allowed auto, cpu"]),
+    case("precision_unknown", ["trainer.precision=13"], ["trainer: precision=13", "allowed", "32-true", "bf16-mixed"]),
+    case(
+        "samples_every_negative",
+        ["callbacks.samples.every_n_steps=-1"],
+        ["callbacks.samples: every_n_steps=-1", "[0, inf)"],
+    ),
+    case(
+        "checkpoint_every_negative",
+        ["callbacks.checkpoint.every_n_train_steps=-1"],
+        ["callbacks.checkpoint", "every_n_train_steps=-1", ">= 0"],
+        raises=MisconfigurationException,
+    ),
+    # loggers
+    case(
+        "wandb_mode_unknown",
+        ["+logger.wandb.mode=foo"],
+        ["logger.wandb: mode='foo' is not known", "allowed online, offline, disabled"],
+    ),
+    case("wandb_offline_not_bool", ["logger.wandb.offline=maybe"], ["offline='maybe'", "boolean", "true, false"]),
+    case("wandb_mode_contradiction", ["+logger.wandb.mode=online"], ["mode=online contradicts offline=true"]),
+    case("wandb_log_model_offline", ["logger.wandb.log_model=true"], ["log_model=True", "offline=false"]),
+    case(
+        "wandb_mode_online_without_credentials",
+        ["logger.wandb.offline=false", "+logger.wandb.mode=online"],
+        ["logger.wandb.mode=online needs W&B credentials", "WANDB_API_KEY"],
+        env=NO_CREDENTIALS,
+    ),
+    # resuming
+    case("ckpt_missing", ["ckpt_path={tmp}/nope.ckpt"], ["ckpt_path='{tmp}/nope.ckpt' does not exist", "'last'"]),
+    case("ckpt_last_fresh_dir", ["ckpt_path=last"], ["ckpt_path=last but", "does not exist", "hydra.run.dir"]),
+    case(
+        "ckpt_truncated",
+        ["ckpt_path={tmp}/cut.ckpt"],
+        ["ckpt_path='{tmp}/cut.ckpt' is not a readable gan_lab checkpoint", "truncated or corrupt"],
+        setup=truncated_ckpt,
+    ),
+    case(
+        "ckpt_not_lightning",
+        ["ckpt_path={tmp}/weights.ckpt"],
+        ["ckpt_path='{tmp}/weights.ckpt' is not a readable gan_lab checkpoint", "no state_dict"],
+        setup=weights_only_ckpt,
+    ),
+    case(
+        "ckpt_last_corrupt",
+        ["ckpt_path=last"],
+        ["ckpt_path=", "last.ckpt", "is not a readable gan_lab checkpoint"],
+        setup=corrupt_last_ckpt,
+    ),
+]
+
+
+# ---- helpers ------------------------------------------------------------------------------------------
+def _fmt(items, tmp: Path, run: Path):
+    return [s.format(tmp=tmp, run=run) for s in items]
+
+
+def _files(run: Path) -> set[str]:
+    return {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()} if run.is_dir() else set()
+
+
+def check_error(line_or_stderr: str, expected, before: set[str], run: Path) -> None:
+    """One line starting with `error:` holding every expected substring, and no training outputs."""
+    lines = line_or_stderr.strip("\n").split("\n")
+    assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{line_or_stderr[-3000:]}"
+    line = lines[0]
+    assert line.startswith("error: "), line
+    missing = [s for s in expected if s not in line]
+    assert not missing, f"{missing} not in: {line}"
+    new = _files(run) - before
+    assert not any(f.startswith("checkpoints") or f.startswith("samples") for f in new), new
+    assert "metrics.json" not in new and "metrics.csv" not in new, new
+    assert all(f.startswith(".hydra") or f.endswith(".log") for f in new), f"run wrote {sorted(new)}"
+
+
+def _env(env, tmp: Path) -> dict:
+    out = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value.format(tmp=tmp)
+    return out
+
+
+def _cli(args, env, tmp: Path) -> subprocess.CompletedProcess:
+    if env is None:
+        return run_cli("gan_lab.train", *args, timeout=300)
+    full = {**_env(env, tmp), "PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "gan_lab.train", *args],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cli_results(request, tmp_path_factory):
+    """Start the selected CLI rows in the background when the module starts (two processes at a time), so
+    they overlap the in-process rows; each CLI test (they run last) waits for its own result."""
+    selected = {item.callspec.id for item in request.session.items if item.name.startswith("test_bad_input_cli[")}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)))
+    futures = {}
+    for p in CLI_CASES:
+        if p.id not in selected:
+            continue
+        overrides, expected, setup, env = p.values
+        tmp = tmp_path_factory.mktemp(p.id)
+        run = tmp / "run"
+        if setup:
+            setup(tmp, run)
+        before = _files(run)
+        args = [*_fmt(overrides, tmp, run), f"hydra.run.dir={run}"]
+        if not any(a.startswith(("logger=", "logger.", "+logger.")) for a in args):
+            args.insert(0, "logger=none")
+        futures[p.id] = (pool.submit(_cli, args, env, tmp), tmp, run, before)
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ---- the catalogue ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("overrides,expected,setup,env", CASES)
+def test_bad_input(overrides, expected, setup, env, tmp_path, monkeypatch):
+    import pytorch_lightning as pl
+
+    from gan_lab.train import train
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("training started: Trainer.fit was called")
+
+    monkeypatch.setattr(pl.Trainer, "fit", no_fit)
+    tmp, run = tmp_path / "files", tmp_path / "run"
+    tmp.mkdir()
+    for key, value in (env or {}).items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value.format(tmp=tmp))
+    if setup:
+        setup(tmp, run)
+    before = _files(run)
+    overrides = _fmt(overrides, tmp, run)
+    if not any(o.startswith(("logger=", "logger.", "+logger.")) for o in overrides):
+        overrides.insert(0, "logger=none")
+    cfg = compose_cfg(*overrides)
+    with pytest.raises(ConfigError) as e:
+        train(cfg, run)
+    check_error(f"error: {e.value}", _fmt(expected, tmp, run), before, run)
+
+
+def test_catalogue_size():
+    assert len(CLI_CASES) + len(CASES) >= 25
+    ids = [p.id for p in CLI_CASES + CASES]
+    assert len(ids) == len(set(ids))
+
+
+# ---- what must still pass validation ----------------------------------------------------------------------
+def _presets():
+    conf = ROOT / "conf"
+    out = [("model=" + p.stem,) for p in sorted((conf / "model").glob("*.yaml"))]
+    out += [("model=gan_mlp", "data=" + p.stem) for p in sorted((conf / "data").glob("*.yaml"))]
+    out += [("experiment=" + p.stem,) for p in sorted((conf / "experiment").glob("*.yaml"))]
+    out += [("+sweep=" + p.stem,) for p in sorted((conf / "sweep").glob("*.yaml"))]
+    out += [("logger=" + p.stem,) for p in sorted((conf / "logger").glob("*.yaml"))]
+    return out
+
+
+@pytest.mark.parametrize("overrides", _presets(), ids=lambda o: " ".join(o))
+def test_shipped_configs_pass_validate(overrides):
+    from gan_lab.config import validate
+
+    validate(compose_cfg(*overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("trainer.max_steps=-1", "trainer.max_epochs=3"),
+        ("threads=1", "seed=4294967295", "overwrite=true"),
+        ("model.grad_clip=1.0", "+model.g_optimizer.weight_decay=0.01", "+model.g_optimizer.eps=1e-8"),
+        ("trainer.devices=auto", "trainer.precision=bf16-mixed", "trainer.log_every_n_steps=0"),
+        ("+logger.wandb.mode=disabled",),
+        ("logger.wandb.offline=false", "+logger.wandb.mode=offline"),
+    ],
+    ids=lambda o: " ".join(o),
+)
+def test_valid_edges_pass_validate(overrides, monkeypatch, tmp_path):
+    from gan_lab.config import validate
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no.netrc"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    validate(compose_cfg(*overrides))
+
+
+@pytest.mark.parametrize("how", ["api_key", "netrc", "env_mode_offline"])
+def test_wandb_online_with_credentials_passes(how, monkeypatch, tmp_path):
+    from gan_lab.config import validate
+
+    for key in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    cfg = compose_cfg("logger.wandb.offline=false")
+    with pytest.raises(ConfigError, match="needs W&B credentials"):
+        validate(cfg)
+    if how == "api_key":
+        monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    elif how == "netrc":
+        (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    else:
+        monkeypatch.setenv("WANDB_MODE", "offline")
+    validate(cfg)
+
+
+def test_readable_checkpoint_passes(tmp_path):
+    import torch
+
+    from gan_lab.config import check_checkpoint
+
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "pytorch-lightning_version": "2.6"}, tmp_path / "ok.ckpt")
+    check_checkpoint(tmp_path / "ok.ckpt")
+
+
+# ---- the CLI rows last: their processes ran in the background meanwhile ----------------------------------
+@pytest.mark.parametrize("overrides,expected,setup,env", CLI_CASES)
+def test_bad_input_cli(overrides, expected, setup, env, cli_results, request):
+    future, tmp, run, before = cli_results[request.node.callspec.id]
+    r = future.result()
+    assert r.returncode == 2, f"exit {r.returncode}\n{r.stderr[-3000:]}"
+    check_error(r.stderr, _fmt(expected, tmp, run), before, run)

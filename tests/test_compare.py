@@ -1,0 +1,171 @@
+"""Tests of gan_lab.compare on fake Hydra multirun directories built in tmp_path."""
+
+import csv
+import json
+import math
+
+import pytest
+import yaml
+from scipy import stats
+
+from gan_lab.compare import ci95, find_jobs, group_jobs, main, rank, summarize, welch
+
+
+def make_job(root, num, overrides, metrics=None, curve=None):
+    """One fake job dir: .hydra/overrides.yaml, metrics.json (unless None), metrics.csv (if curve given)."""
+    d = root / str(num)
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if metrics is not None:
+        (d / "metrics.json").write_text(json.dumps(metrics))
+    if curve is not None:  # sparse CSVLogger rows: loss every row, fid every other row
+        with open(d / "metrics.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", "step", "train/d_loss", "metrics/fid"])
+            for step, v in enumerate(curve):
+                w.writerow([0, step * 10, 0.7, v if step % 2 == 0 else ""])
+    return d
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """base: fid 10/11/12 (3 seeds); label_smoothing: fid 20/21 + 1 diverged; r1: fid 10.6/11.6 + 1 crashed;
+    ring (nested one level deeper): 1 failed job only."""
+
+    def fid(v):  # epoch, the nested protocol dict and the bool must not become metrics
+        extra = {"epoch": 3, "protocol": {"n_samples": 1000, "name": "x"}, "flag": True}
+        return {"status": "completed", "fid": v, "d_loss": 0.6, "modes_captured": 8.0 - v / 10, **extra}
+
+    n = 0
+    for seed, v in enumerate([10.0, 11.0, 12.0]):
+        make_job(tmp_path, n, [f"seed={seed}", "hydra.job.chdir=true"], fid(v), curve=[v + 5, v + 2, v])
+        n += 1
+    for seed, v in enumerate([20.0, 21.0]):
+        make_job(tmp_path, n, [f"seed={seed}", "trick=[label_smoothing]", "data=toy2d_ring"], fid(v))
+        n += 1
+    make_job(tmp_path, n, ["seed=2", "data=toy2d_ring", "trick=[label_smoothing]"], {"status": "diverged"})
+    n += 1
+    for seed, v in enumerate([10.6, 11.6]):
+        make_job(
+            tmp_path, n, [f"seed={seed}", "trick=[r1]", "+sweep=tricks", "logger=csv"], fid(v), curve=[v + 1, v, v]
+        )
+        n += 1
+    make_job(tmp_path, n, ["seed=2", "trick=[r1]"], None)  # crashed hard: no metrics.json
+    make_job(tmp_path / "nested", 0, ["seed=0", "data=toy2d_grid"], {"status": "failed", "fid": 1.0})
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
+    return tmp_path
+
+
+def test_grouping_ignores_seed_and_keeps_other_overrides(sweep):
+    jobs = find_jobs(sweep)
+    assert len(jobs) == 10
+    groups = group_jobs(jobs)
+    ring = "data=toy2d_ring trick=[label_smoothing]"  # overrides sorted, so their order does not matter
+    assert list(groups) == ["(base)", ring, "trick=[r1]", "data=toy2d_grid"]
+    assert [len(g) for g in groups.values()] == [3, 3, 3, 1]
+    assert sorted(j.seed for j in groups["trick=[r1]"]) == [0, 1, 2]
+    statuses = [j.status for j in groups["trick=[r1]"]]
+    assert statuses == ["completed", "completed", "failed"]
+    base = groups["(base)"][0]
+    assert base.metrics == {"fid": 10.0, "d_loss": 0.6, "modes_captured": 7.0}  # nested/bool/epoch dropped
+
+
+def test_ci95_hand_computed():
+    mean, half = ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert half == pytest.approx(4.302652729911275 * 1.0 / math.sqrt(3))  # t(0.975, 2) * std / sqrt(n)
+    assert half == pytest.approx(2.4841, abs=1e-4)
+    m1, h1 = ci95([5.0])
+    assert m1 == 5.0 and math.isnan(h1)
+    assert all(math.isnan(x) for x in ci95([]))
+
+
+def test_welch_matches_scipy():
+    a, b = [10.0, 11.0, 12.0, 10.5], [20.0, 21.0, 19.0]
+    assert welch(a, b) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert welch(a, b) < 0.001
+    assert math.isnan(welch([1.0], b))
+
+
+def test_summarize_and_ranking_direction(sweep):
+    groups = group_jobs(find_jobs(sweep))
+    rows = summarize(groups, ["fid", "modes_captured"])
+    row = {(r.group, r.metric): r for r in rows}
+    r1 = row["trick=[r1]", "fid"]
+    assert (r1.mean, r1.n, r1.completed, r1.diverged, r1.failed) == (pytest.approx(11.1), 2, 2, 0, 1)
+    ls = row["data=toy2d_ring trick=[label_smoothing]", "fid"]
+    assert (ls.n, ls.completed, ls.diverged, ls.failed) == (2, 2, 1, 0)
+    grid = row["data=toy2d_grid", "fid"]
+    assert grid.n == 0 and math.isnan(grid.mean)  # a failed job's numbers never count
+    low = [r.group for r in rank(rows, "fid", lower_better=True)]
+    assert low == ["(base)", "trick=[r1]", "data=toy2d_ring trick=[label_smoothing]", "data=toy2d_grid"]
+    high = [r.group for r in rank(rows, "modes_captured", lower_better=False)]
+    assert high == low  # modes_captured = 8 - fid/10: same order, opposite direction
+    assert [r.group for r in rank(rows, "fid", lower_better=False)][:2] == [low[2], low[1]]
+
+
+def test_main_writes_files_and_counts_failures(sweep, capsys):
+    assert main([str(sweep), "--metrics", "modes_captured,d_loss"]) == 0
+    out = capsys.readouterr().out
+    assert "(base)" in out and "trick=[r1]" in out and "≈ best" in out
+    for name in [
+        "comparison.csv",
+        "comparison.md",
+        "comparison_fid.png",
+        "comparison_modes_captured.png",
+        "comparison_d_loss.png",
+        "curves_fid.png",
+    ]:
+        assert (sweep / name).stat().st_size > 0, name
+    assert not (sweep / "curves_modes_captured.png").exists()  # no such column in any metrics.csv
+
+    with open(sweep / "comparison.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * 3  # groups x (fid, modes_captured, d_loss)
+    fid = {r["group"]: r for r in rows if r["metric"] == "fid"}
+    assert fid["(base)"]["rank"] == "1" and fid["(base)"]["vs_best"] == "best"
+    assert float(fid["(base)"]["mean"]) == pytest.approx(11.0)
+    assert float(fid["(base)"]["ci95"]) == pytest.approx(2.4841, abs=1e-4)
+    assert (fid["trick=[r1]"]["completed"], fid["trick=[r1]"]["failed"]) == ("2", "1")
+    ring = fid["data=toy2d_ring trick=[label_smoothing]"]
+    assert ring["diverged"] == "1" and ring["vs_best"].startswith("significantly worse")
+    assert float(ring["p_vs_best"]) == pytest.approx(welch([10.0, 11.0, 12.0], [20.0, 21.0]))
+    assert fid["trick=[r1]"]["vs_best"].startswith("≈ best")
+    grid = fid["data=toy2d_grid"]
+    assert (grid["failed"], grid["n"], grid["vs_best"]) == ("1", "0", "too few seeds")
+
+    md = (sweep / "comparison.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 4  # header + every group, the all-failed one included
+    assert table[1].startswith("| 1 | (base) | 3 | 0 | 0 | 11 ± 2.484")
+    assert "| 2 | 0 | 1 |" in table[2] and "≈ best" in table[2]  # r1: completed 2, diverged 0, failed 1
+    assert "| 2 | 1 | 0 |" in table[3]  # label smoothing: one diverged
+    assert "| 0 | 0 | 1 |" in table[4] and "n/a" in table[4]
+    assert "Welch t-test" in md and "alpha=0.05" in md and "(lower is better)" in md
+
+
+def test_higher_better_metric_and_explicit_direction(sweep):
+    assert main([str(sweep), "--metric", "modes_captured"]) == 0
+    md = (sweep / "comparison.md").read_text()
+    assert "(higher is better)" in md and "| 1 | (base) |" in md
+    assert (sweep / "comparison_modes_captured.png").exists()
+    assert main([str(sweep), "--metric", "d_loss", "--higher-better", "--alpha", "0.01"]) == 0
+    assert "alpha=0.01" in (sweep / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv_of",
+    [
+        lambda p: [str(p / "missing")],  # no such directory
+        lambda p: [str(p)],  # exists, but holds no job
+        lambda p: [str(p), "--metric", "d_loss"],  # unknown direction without a flag
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv_of):
+    if argv_of(tmp_path)[1:]:
+        make_job(tmp_path, 0, ["seed=0"], {"status": "completed", "d_loss": 0.5})
+    with pytest.raises(SystemExit) as exc:
+        main(argv_of(tmp_path))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gan-lab compare: error:")
