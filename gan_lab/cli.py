@@ -1,4 +1,4 @@
-"""`gan-lab train|eval|compare|reproduce ...` and one-line errors for bad input.
+"""`gan-lab train|compare ...` and one-line errors for bad input.
 
 gan-lab train model=gan_mlp data=toy2d_ring       # same as python -m gan_lab.train ...
 gan-lab compare multirun/2026-11-21/12-00-00
@@ -12,9 +12,7 @@ import sys
 
 COMMANDS = {
     "train": "gan_lab.train",
-    "eval": "gan_lab.evaluate",
     "compare": "gan_lab.compare",
-    "reproduce": "gan_lab.reproduce",
 }
 
 
@@ -116,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     module = importlib.import_module(COMMANDS[cmd])
     sys.argv = [f"gan-lab {cmd}", *rest]
-    if cmd in ("train", "eval"):
+    if cmd == "train":
         run_hydra_main(module.main)
     else:
         sys.exit(module.main(rest))

@@ -50,7 +50,7 @@ def test_tiny_tricks_sweep_with_joblib_then_compare(tmp_path):
         f"hydra.sweep.dir={sweep}",
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    c = run_cli("gan_lab.compare", str(sweep), "--metric", "modes_captured")
+    c = run_cli("gan_lab.cli", "compare", str(sweep), "--metric", "modes_captured")  # the gan-lab entry point
     assert c.returncode == 0, c.stderr
     table = (sweep / "comparison.md").read_text()
     assert "trick=[label_smoothing]" in table and "trick=[]" in table and "seed=" not in table

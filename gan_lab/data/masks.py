@@ -1,9 +1,9 @@
 """Inpainting holes and the inpainting data module. Masks are float N x 1 x S x S, 1 = hole.
 
-    m = center_mask(32, 16)                          # Pathak 2016's centre square (1 x 1 x 32 x 32)
-    m = random_rect_masks(64, 32, 8, 16, g)          # one random rectangle per mask
-    m = free_form_masks(64, 32, generator=g)         # random thick brush strokes (Yu 2019 style)
-    dm = InpaintingDataModule(source="digits", size=32, mask="center")   # batches (image, mask)
+m = center_mask(32, 16)                          # Pathak 2016's centre square (1 x 1 x 32 x 32)
+m = random_rect_masks(64, 32, 8, 16, g)          # one random rectangle per mask
+m = free_form_masks(64, 32, generator=g)         # random thick brush strokes (Yu 2019 style)
+dm = InpaintingDataModule(source="digits", size=32, mask="center")   # batches (image, mask)
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ def center_mask(size: int, hole: int, n: int = 1) -> torch.Tensor:
     check_range("data.inpainting", "hole", hole, 1, size - 1)
     m = torch.zeros(n, 1, size, size)
     top = (size - hole) // 2
-    m[:, :, top: top + hole, top: top + hole] = 1
+    m[:, :, top : top + hole, top : top + hole] = 1
     return m
 
 
-def random_rect_masks(n: int, size: int, min_hole: int, max_hole: int,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def random_rect_masks(
+    n: int, size: int, min_hole: int, max_hole: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """One rectangle per mask, height and width uniform in [min_hole, max_hole], uniform position."""
     check_range("data.inpainting", "max_hole", max_hole, 1, size - 1)
     check_range("data.inpainting", "min_hole", min_hole, 1, max_hole)
@@ -44,9 +45,15 @@ def random_rect_masks(n: int, size: int, min_hole: int, max_hole: int,
     return (rows[:, :, None] & cols[:, None, :]).float().unsqueeze(1)
 
 
-def free_form_masks(n: int, size: int, max_strokes: int = 4, max_vertices: int = 6,
-                    max_width: int | None = None, max_length: float | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+def free_form_masks(
+    n: int,
+    size: int,
+    max_strokes: int = 4,
+    max_vertices: int = 6,
+    max_width: int | None = None,
+    max_length: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Random brush strokes (DeepFill v2 style): 1..max_strokes polylines of 1..max_vertices segments
     (random start, heading turning by up to +-45 deg per segment, length in [0.3, 1] * max_length,
     default size / 4), drawn with round joints and caps, width in [max_width / 3, max_width] (default
@@ -105,9 +112,19 @@ class InpaintingDataModule(InMemoryDataModule):
     seeded by `mask_seed`: one per training image (a fixed bank) and a different fixed set for val.
     """
 
-    def __init__(self, source: str = "digits", size: int = 32, mask: str = "center", hole: int | None = None,
-                 min_hole: int | None = None, n_patches: int = 1000, patch_seed: int = 0, mask_seed: int = 0,
-                 on_corrupt: str = "skip", **kw):
+    def __init__(
+        self,
+        source: str = "digits",
+        size: int = 32,
+        mask: str = "center",
+        hole: int | None = None,
+        min_hole: int | None = None,
+        n_patches: int = 1000,
+        patch_seed: int = 0,
+        mask_seed: int = 0,
+        on_corrupt: str = "skip",
+        **kw,
+    ):
         super().__init__(name="inpainting", **kw)
         owner = "data.inpainting"
         check_range(owner, "size", size, 8, 1024)
@@ -133,6 +150,7 @@ class InpaintingDataModule(InMemoryDataModule):
 
     def load(self):
         (train,), (val,) = split_train_val((self.images(),), self.val_fraction, self.split_seed)
+
         def masks(n, seed):
             return make_masks(self.mask, n, self.size, self.hole, self.min_hole, seed)
 

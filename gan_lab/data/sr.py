@@ -142,16 +142,27 @@ class SRFolderDataModule(InMemoryDataModule):
     round(n_patches * val_fraction) (at least 1) crops of the images of that folder.
     """
 
-    def __init__(self, root: str = "skimage", scale: int = 4, hr_patch: int = 96, n_patches: int = 1000,
-                 val_root: str | None = None, patch_seed: int = 0, on_corrupt: str = "skip", **kw):
+    def __init__(
+        self,
+        root: str = "skimage",
+        scale: int = 4,
+        hr_patch: int = 96,
+        n_patches: int = 1000,
+        val_root: str | None = None,
+        patch_seed: int = 0,
+        on_corrupt: str = "skip",
+        **kw,
+    ):
         super().__init__(name="sr", **kw)
         owner = "data.sr"
         self.scale = _check_scale(owner, scale)
         check_range(owner, "hr_patch", hr_patch, 4 * self.scale, 1024)
         if hr_patch % self.scale:
             low = hr_patch - hr_patch % self.scale
-            raise ConfigError(f"{owner}: hr_patch={hr_patch} is not a multiple of scale={self.scale}; "
-                              f"allowed e.g. {low} or {low + self.scale}")
+            raise ConfigError(
+                f"{owner}: hr_patch={hr_patch} is not a multiple of scale={self.scale}; "
+                f"allowed e.g. {low} or {low + self.scale}"
+            )
         check_range(owner, "n_patches", n_patches, 1)
         check_choice(owner, "on_corrupt", on_corrupt, ("skip", "error"))
         self.root, self.val_root = str(root), (str(val_root) if val_root else None)

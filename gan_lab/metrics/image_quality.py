@@ -56,12 +56,18 @@ def _reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.shape != b.shape or a.dim() != 4:
-        raise ValueError(f"expected two N x C x H x W tensors of the same shape; got {tuple(a.shape)}, "
-                         f"{tuple(b.shape)}")
+        raise ValueError(
+            f"expected two N x C x H x W tensors of the same shape; got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
 
 
-def y_channel_pair(sr: torch.Tensor, hr: torch.Tensor, border: int = 0, value_range: Range = (-1.0, 1.0),
-                   grey: bool | torch.Tensor = False) -> tuple[torch.Tensor, torch.Tensor]:
+def y_channel_pair(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    border: int = 0,
+    value_range: Range = (-1.0, 1.0),
+    grey: bool | torch.Tensor = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The SR protocol's compared channel of both images, N x 1 x h x w float64 in [0, 255]: Y of
     RGB images, grey values of 1-channel images and of the images flagged by `grey` (a bool or N
     bools), whose Y is mapped back to [0, 255]; `border` px cropped on each side."""
@@ -110,15 +116,27 @@ def _psnr_from_mse(mse: torch.Tensor, peak: float) -> torch.Tensor:
     return 10 * torch.log10(peak**2 / mse)  # mse 0 -> inf
 
 
-def psnr_y(sr: torch.Tensor, hr: torch.Tensor, border: int = 0, value_range: Range = (-1.0, 1.0),
-           reduction: str = "mean", grey: bool | torch.Tensor = False) -> torch.Tensor:
+def psnr_y(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    border: int = 0,
+    value_range: Range = (-1.0, 1.0),
+    reduction: str = "mean",
+    grey: bool | torch.Tensor = False,
+) -> torch.Tensor:
     """PSNR (dB) on Y (grey values where `grey`), `border` px cropped, peak 255; inf when identical."""
     ys, yh = y_channel_pair(sr, hr, border, value_range, grey)
     return _reduce(_psnr_from_mse(((ys - yh) ** 2).mean((1, 2, 3)), 255.0), reduction)
 
 
-def ssim_y(sr: torch.Tensor, hr: torch.Tensor, border: int = 0, value_range: Range = (-1.0, 1.0),
-           reduction: str = "mean", grey: bool | torch.Tensor = False) -> torch.Tensor:
+def ssim_y(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    border: int = 0,
+    value_range: Range = (-1.0, 1.0),
+    reduction: str = "mean",
+    grey: bool | torch.Tensor = False,
+) -> torch.Tensor:
     """SSIM (Wang 2004) on Y (grey values where `grey`), `border` px cropped; 1 when identical."""
     ys, yh = y_channel_pair(sr, hr, border, value_range, grey)
     return ssim(ys, yh, (0.0, 255.0), reduction)
@@ -165,8 +183,9 @@ def masked_l2(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     return _masked_mean((x - y) ** 2, mask.to(x.dtype)).mean()
 
 
-def masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, value_range: Range = (-1.0, 1.0),
-                reduction: str = "mean") -> torch.Tensor:
+def masked_psnr(
+    x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, value_range: Range = (-1.0, 1.0), reduction: str = "mean"
+) -> torch.Tensor:
     """Per-image PSNR (dB) of the pixels inside the mask, peak = the width of value_range."""
     _check_pair(x, y)
     d = to_unit(x.double(), value_range) - to_unit(y.double(), value_range)

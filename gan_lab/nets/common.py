@@ -49,3 +49,15 @@ class MinibatchStd(nn.Module):
 def check_d_kwargs(owner: str, dropout: float, width: float):
     check_range(owner, "dropout", dropout, 0.0, 1.0, high_open=True)
     check_range(owner, "width", width, 0.0, low_open=True)
+
+
+class Discriminator(nn.Module):
+    """The layout every gan_lab discriminator shares: D(x) = head(mbstd(body(x))) and features(x) =
+    body(x), so tricks can add a minibatch-std feature (`mbstd`) and read features (feature matching)."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        return self.head(h if self.mbstd is None else self.mbstd(h))

@@ -30,8 +30,15 @@ def _block(conv: nn.Module, channels: int, act: nn.Module) -> list[nn.Module]:
 
 
 class ContextEncoder(nn.Module):
-    def __init__(self, in_channels: int, size: int, hole_size: int, nbf: int = 64, bottleneck: int = 512,
-                 use_mask_channel: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        size: int,
+        hole_size: int,
+        nbf: int = 64,
+        bottleneck: int = 512,
+        use_mask_channel: bool = True,
+    ):
         super().__init__()
         owner = "model.generator"
         check_power_of_two(owner, "size", size)
@@ -67,7 +74,13 @@ class ContextDiscriminator(DCGANDiscriminator):
     """DCGAN discriminator on `size` x `size` inputs (the hole region or the whole image): N x 1 logits.
     Sizes 4*2^k or 7*2^k (8, 14, 16, 28, 32, 64, ...); `features(x)` as in DCGANDiscriminator."""
 
-    def __init__(self, in_channels: int, size: int, ndf: int = 64, width: float = 1.0, dropout: float = 0.0,
-                 minibatch_std: bool = False):
-        super().__init__((in_channels, size, size), ndf=ndf, width=width, dropout=dropout,
-                         minibatch_std=minibatch_std)
+    def __init__(
+        self,
+        in_channels: int,
+        size: int,
+        ndf: int = 64,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        minibatch_std: bool = False,
+    ):
+        super().__init__((in_channels, size, size), ndf=ndf, width=width, dropout=dropout, minibatch_std=minibatch_std)

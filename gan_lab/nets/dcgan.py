@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.nets.common import MinibatchStd, check_d_kwargs, dcgan_init, scaled
+from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, scaled
 
 
 def _plan(size: int) -> tuple[int, int]:
@@ -46,7 +46,7 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Discriminator):
     """`features(x)` is the last conv block's output (feature matching); `forward` gives N x 1 logits."""
 
     def __init__(
@@ -78,14 +78,5 @@ class DCGANDiscriminator(nn.Module):
             ch *= 2
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if minibatch_std else None
-        self.head = nn.Conv2d(ch + int(minibatch_std), 1, base, 1, 0, bias=False)
+        self.head = nn.Sequential(nn.Conv2d(ch + int(minibatch_std), 1, base, 1, 0, bias=False), nn.Flatten())
         dcgan_init(self)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)
-        if self.mbstd is not None:
-            h = self.mbstd(h)
-        return self.head(h).flatten(1)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import check_range
-from gan_lab.nets.common import MinibatchStd, check_d_kwargs, scaled
+from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, scaled
 
 
 class MLPGenerator(nn.Module):
@@ -33,7 +33,7 @@ class MLPGenerator(nn.Module):
         return self.net(z).view(-1, *self.shape)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(Discriminator):
     """`features(x)` gives the last hidden layer (feature matching), `head` maps it to one logit."""
 
     def __init__(self, shape, hidden=(256, 256), width: float = 1.0, dropout: float = 0.0, minibatch_std: bool = False):
@@ -49,12 +49,3 @@ class MLPDiscriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if minibatch_std else None
         self.head = nn.Linear(d + int(minibatch_std), 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)
-        if self.mbstd is not None:
-            h = self.mbstd(h)
-        return self.head(h)

@@ -9,11 +9,10 @@ N x 1 x h x w (30 x 30 for 256 x 256 inputs, 2 x 2 for 32 x 32).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from gan_lab.errors import check_range
-from gan_lab.nets.common import MinibatchStd, check_d_kwargs, dcgan_init, scaled
+from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, scaled
 
 
 def patchgan_receptive_field(n_layers: int) -> int:
@@ -25,12 +24,19 @@ def patchgan_receptive_field(n_layers: int) -> int:
     return rf
 
 
-class PatchGANDiscriminator(nn.Module):
+class PatchGANDiscriminator(Discriminator):
     """`features(x)` is the last hidden block's map (feature matching); `forward` the logit map.
     `minibatch_std` appends the minibatch standard-deviation channel before the last conv (the trick)."""
 
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3, dropout: float = 0.0,
-                 width: float = 1.0, minibatch_std: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        ndf: int = 64,
+        n_layers: int = 3,
+        dropout: float = 0.0,
+        width: float = 1.0,
+        minibatch_std: bool = False,
+    ):
         super().__init__()
         owner = "model.discriminator"
         check_d_kwargs(owner, dropout, width)
@@ -44,17 +50,14 @@ class PatchGANDiscriminator(nn.Module):
         layers = [nn.Conv2d(in_channels, ch[0], 4, 2, 1), nn.LeakyReLU(0.2, True), *drop()]
         for i in range(1, n_layers + 1):
             stride = 2 if i < n_layers else 1
-            layers += [nn.Conv2d(ch[i - 1], ch[i], 4, stride, 1, bias=False), nn.BatchNorm2d(ch[i]),
-                       nn.LeakyReLU(0.2, True), *drop()]
+            layers += [
+                nn.Conv2d(ch[i - 1], ch[i], 4, stride, 1, bias=False),
+                nn.BatchNorm2d(ch[i]),
+                nn.LeakyReLU(0.2, True),
+                *drop(),
+            ]
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if minibatch_std else None
         self.head = nn.Conv2d(ch[-1] + int(minibatch_std), 1, 4, 1, 1)
         self.receptive_field = patchgan_receptive_field(n_layers)
         dcgan_init(self)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)
-        return self.head(h if self.mbstd is None else self.mbstd(h))

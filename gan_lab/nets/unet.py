@@ -33,8 +33,16 @@ def check_power_of_two(owner: str, name: str, value: int, low: int = 8, high: in
 
 
 class UNetGenerator(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, size: int, ngf: int = 64,
-                 n_down: int | None = None, dropout: float = 0.5, n_dropout: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        size: int,
+        ngf: int = 64,
+        n_down: int | None = None,
+        dropout: float = 0.5,
+        n_dropout: int = 3,
+    ):
         super().__init__()
         owner = "model.generator"
         check_power_of_two(owner, "size", size)
@@ -52,22 +60,26 @@ class UNetGenerator(nn.Module):
         downs = [nn.Conv2d(in_channels, ch[0], 4, 2, 1)]
         for i in range(1, n_down):
             innermost = i == n_down - 1
-            downs.append(nn.Sequential(
-                nn.LeakyReLU(0.2, True),
-                nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=innermost),
-                *([] if innermost else [nn.BatchNorm2d(ch[i])]),
-            ))
+            downs.append(
+                nn.Sequential(
+                    nn.LeakyReLU(0.2, True),
+                    nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=innermost),
+                    *([] if innermost else [nn.BatchNorm2d(ch[i])]),
+                )
+            )
         self.downs = nn.ModuleList(downs)
 
         ups = []  # ups[0] is the innermost decoder block; its input is not concatenated
         for k, i in enumerate(range(n_down - 1, 0, -1)):
             c_in = ch[i] if k == 0 else 2 * ch[i]
-            ups.append(nn.Sequential(
-                nn.ReLU(True),
-                nn.ConvTranspose2d(c_in, ch[i - 1], 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch[i - 1]),
-                *([nn.Dropout(dropout)] if k < n_dropout and dropout > 0 else []),
-            ))
+            ups.append(
+                nn.Sequential(
+                    nn.ReLU(True),
+                    nn.ConvTranspose2d(c_in, ch[i - 1], 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(ch[i - 1]),
+                    *([nn.Dropout(dropout)] if k < n_dropout and dropout > 0 else []),
+                )
+            )
         last = nn.ConvTranspose2d(2 * ch[0], out_channels, 4, 2, 1)
         ups.append(nn.Sequential(nn.ReLU(True), last, nn.Tanh()))
         self.ups = nn.ModuleList(ups)

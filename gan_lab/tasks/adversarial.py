@@ -12,14 +12,13 @@ names and logger x-axes are in iterations whatever the D/G schedule.
 
 from __future__ import annotations
 
-import math
-
 import pytorch_lightning as pl
 import torch
 
 from gan_lab.build import build
 from gan_lab.errors import check_range
 from gan_lab.losses import get_loss
+from gan_lab.tasks.loss_window import GANDiverged, LossWindow
 from gan_lab.tricks.base import build_tricks
 
 
@@ -69,10 +68,6 @@ class own_rng:  # noqa: N801 - used as a context manager like torch.random.fork_
         return self._fork.__exit__(*exc)
 
 
-class GANDiverged(RuntimeError):
-    """A loss or a parameter became NaN/Inf; the run stops without writing a checkpoint of that state."""
-
-
 def _noop():
     return None
 
@@ -118,9 +113,8 @@ class AdversarialTask(pl.LightningModule):
         self.grad_clip = grad_clip
         self.adv_weight = check_range("model", "adv_weight", adv_weight, 0.0)  # 0: no adversary (e.g. SRResNet)
         self.tricks.setup(self)
-        self._acc = None  # running sums of the logged losses since the last flush (on device, no sync)
-        self._acc_n = 0
         self.last_logged: dict[str, float] = {}
+        self.window = LossWindow(self.last_logged)
 
     # ---- what a task supplies --------------------------------------------------------------------
     def generator_extra(self) -> dict:
@@ -206,48 +200,26 @@ class AdversarialTask(pl.LightningModule):
 
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
     def _accumulate(self, logs: dict):
-        keys = tuple(sorted(logs))
-        vals = torch.stack([logs[k].detach().float() for k in keys])
-        if self._acc is None or self._acc[0] != keys:
-            self._flush_values()
-            self._acc, self._acc_n = (keys, vals), 1
-        else:
-            self._acc = (keys, self._acc[1] + vals)
-            self._acc_n += 1
+        self.window.add(logs)
         every = max(1, self.trainer.log_every_n_steps) if self._trainer is not None else 1
-        if self.global_step % every == 0 or self.trainer.fast_dev_run:
-            self._flush()
-
-    def _flush_values(self) -> dict[str, float]:
-        if self._acc is None or self._acc_n == 0:
-            return {}
-        keys, sums = self._acc
-        means = (sums / self._acc_n).tolist()
-        self._acc, self._acc_n = None, 0
-        out = {f"train/{k}": v for k, v in zip(keys, means)}
-        if not all(math.isfinite(v) for v in means):
-            raise GANDiverged(f"non-finite loss at step {self.global_step}: {out}")
-        self.last_logged.update(out)
-        return out
-
-    def _flush(self):
-        out = self._flush_values()
-        if out:
-            self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
+        if self.global_step % every == 0 or self.trainer.fast_dev_run:  # global_step already counts this batch
+            out = self.window.flush(self.global_step)
+            if out:
+                self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
     def on_train_end(self):
         self._flush_to_loggers()
 
     def _flush_to_loggers(self):
         """Flush the partial window where `self.log` is not allowed (epoch/train end)."""
-        out = self._flush_values()
+        out = self.window.flush(self.global_step)
         if out:
             for lg in self.loggers:
                 lg.log_metrics(out, step=self.global_step)
 
     def on_save_checkpoint(self, checkpoint):
         """Never write a checkpoint of a diverged state: the last good one stays."""
-        if self._acc is not None and not torch.isfinite(self._acc[1]).all():
+        if not self.window.finite():
             raise GANDiverged(f"non-finite loss before step {self.global_step}")
         for name, p in self.named_parameters():
             if not torch.isfinite(p).all():

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from gan_lab.errors import ConfigError, check_range
 from gan_lab.nets.autoencoder import build_autoencoder
-from gan_lab.tasks.adversarial import GANDiverged, _adam
+from gan_lab.tasks.adversarial import _adam
+from gan_lab.tasks.loss_window import LossWindow
 
 RECON_LOSSES = ("mse", "bce")
 
@@ -87,9 +88,8 @@ class AutoencoderTask(pl.LightningModule):
         self.register_buffer(
             "fixed_z", torch.randn(n_grid, self.latent_dim, generator=torch.Generator().manual_seed(0)), persistent=True
         )
-        self._acc = None  # (keys, running sums on device) since the last flush
-        self._acc_n = 0
         self.last_logged: dict[str, float] = {}
+        self.window = LossWindow(self.last_logged)
 
     # ---- the model -------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -147,32 +147,17 @@ class AutoencoderTask(pl.LightningModule):
 
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
     def _accumulate(self, logs: dict):
-        keys = tuple(sorted(logs))
-        vals = torch.stack([logs[k].detach().float() for k in keys])
-        self._acc = (keys, vals if self._acc is None else self._acc[1] + vals)
-        self._acc_n += 1
+        self.window.add(logs)
         every = max(1, self.trainer.log_every_n_steps) if self._trainer is not None else 1
         # training_step runs before this batch's optimizer step: batch b is global_step b, and Lightning
         # passes step metrics to the loggers only for batches with (b + 1) % log_every_n_steps == 0
         if (self.global_step + 1) % every == 0 or (self._trainer is not None and self.trainer.fast_dev_run):
-            out = self._flush_values()
+            out = self.window.flush(self.global_step)
             self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
-
-    def _flush_values(self) -> dict[str, float]:
-        if self._acc is None or self._acc_n == 0:
-            return {}
-        keys, sums = self._acc
-        means = (sums / self._acc_n).tolist()
-        self._acc, self._acc_n = None, 0
-        out = {f"train/{k}": v for k, v in zip(keys, means)}
-        if not all(math.isfinite(v) for v in means):
-            raise GANDiverged(f"non-finite loss at step {self.global_step}: {out}")
-        self.last_logged.update(out)
-        return out
 
     def on_train_end(self):
         """The last partial logging window and the held-out numbers go to last_logged and the loggers."""
-        out = self._flush_values()
+        out = self.window.flush(self.global_step)
         dm = self.trainer.datamodule
         if dm is not None and hasattr(dm, "split_tensors"):
             out.update({f"val/{k}": v for k, v in self.held_out_metrics(dm).items()})
