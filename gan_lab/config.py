@@ -309,3 +309,11 @@ def check_checkpoint(path, key: str = "ckpt_path") -> None:
         raise bad(f"{type(e).__name__}: {first}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise bad("no state_dict in it; allowed a .ckpt written by gan_lab (<run dir>/checkpoints/*.ckpt)")
+    import gan_lab
+
+    if ckpt.get("gan_lab_format") != gan_lab.CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"{key}={shown!r} was written by gan_lab {ckpt.get('gan_lab_version', 'before 0.1.0')} (checkpoint "
+            f"format {ckpt.get('gan_lab_format')}); gan_lab {gan_lab.__version__} reads format "
+            f"{gan_lab.CHECKPOINT_FORMAT}: resume it with the gan_lab version that wrote it, or start a new run"
+        )

@@ -107,6 +107,9 @@ def build_objects(cfg: DictConfig, run_dir: Path):
         if "save_dir" in spec:
             spec["save_dir"] = _in_run_dir(spec["save_dir"], run_dir)
         loggers.append(build(spec, f"logger.{name}"))
+    from gan_lab.callbacks.stamp import CheckpointStamp
+
+    callbacks.append(CheckpointStamp())
     trainer = build(
         _container(cfg.trainer), "trainer", default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers
     )
@@ -196,6 +199,12 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         log.warning("run diverged: %s (the last good checkpoint is kept)", e)
     except Exception as e:
         status, error = "failed", f"{type(e).__name__}: {e}"
+        if ckpt and isinstance(e, RuntimeError) and "loading state_dict" in str(e):
+            first = str(e).strip().splitlines()[0]
+            raise ConfigError(
+                f"ckpt_path={ckpt!r} does not match the composed model ({first}); resume with the overrides of "
+                "the run that wrote it"
+            ) from None
         raise
     finally:
         metrics = final_metrics(task, trainer, status, error, t0)

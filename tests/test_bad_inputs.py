@@ -511,10 +511,16 @@ def test_wandb_online_with_credentials_passes(how, monkeypatch, tmp_path):
 def test_readable_checkpoint_passes(tmp_path):
     import torch
 
+    import gan_lab
     from gan_lab.config import check_checkpoint
+    from gan_lab.errors import ConfigError
 
-    torch.save({"state_dict": {"w": torch.zeros(2)}, "pytorch-lightning_version": "2.6"}, tmp_path / "ok.ckpt")
+    state = {"state_dict": {"w": torch.zeros(2)}, "pytorch-lightning_version": "2.6"}
+    torch.save({**state, "gan_lab_format": gan_lab.CHECKPOINT_FORMAT}, tmp_path / "ok.ckpt")
     check_checkpoint(tmp_path / "ok.ckpt")
+    torch.save(state, tmp_path / "old.ckpt")  # no format stamp: an older gan_lab wrote it
+    with pytest.raises(ConfigError, match=r"was written by gan_lab before 0.1.0 .* start a new run"):
+        check_checkpoint(tmp_path / "old.ckpt")
 
 
 # ---- the CLI rows last: their processes ran in the background meanwhile ----------------------------------

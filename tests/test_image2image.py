@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FAST, compose_cfg, train_run
+from conftest import CONF, FAST, compose_cfg, train_run
 
 CASES = {
     "pix2pix": ["model=pix2pix", "data=edges2digits"],
@@ -98,4 +98,14 @@ def test_inpainting_changes_only_the_hole(tmp_path):
 )
 def test_tricks_compose_with_image_tasks(model, trick, tmp_path):
     m = train_run(tmp_path, *CASES[model], f"trick=[{trick}]", "+trainer.fast_dev_run=true")
+    assert m["status"] == "completed"
+
+
+ALL_TRICKS = sorted(p.stem for p in (CONF / "trick").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("trick", ALL_TRICKS)
+def test_every_trick_composes_with_pix2pix(trick, tmp_path):
+    loss = ["model.loss=wasserstein"] if trick == "gradient_penalty" else []
+    m = train_run(tmp_path, *CASES["pix2pix"], f"trick=[{trick}]", "+trainer.fast_dev_run=true", *loss)
     assert m["status"] == "completed"

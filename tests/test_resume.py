@@ -3,6 +3,7 @@ uninterrupted run: weights, EMA, optimizer states, RNG streams, trick schedules 
 
 from __future__ import annotations
 
+import pytest
 import torch
 from conftest import run_cli
 
@@ -54,3 +55,17 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
             for name, t in st.items():
                 assert torch.equal(torch.as_tensor(t), torch.as_tensor(ob["state"][pid][name])), (pid, name)
     assert torch.equal(ca["rng_state"]["torch"], cb["rng_state"]["torch"])
+
+
+def test_checkpoint_of_another_model_gives_one_line(tmp_path):
+    from conftest import train_run
+
+    from gan_lab.errors import ConfigError
+
+    train_run(tmp_path / "a", "model=gan_mlp", "data=toy2d_ring", "trainer.max_steps=5")
+    ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert load(ckpt)["gan_lab_format"] >= 1
+    with pytest.raises(ConfigError, match="does not match the composed model"):
+        train_run(
+            tmp_path / "b", "model=gan_mlp", "data=toy2d_ring", "model.generator.hidden=[64]", f"ckpt_path={ckpt}"
+        )
