@@ -5,9 +5,9 @@
 
 Both loops run in this process, alternating (plain, gan_lab, plain, gan_lab, ...), and the median
 steps/s of each is compared; warm-up steps are excluded. The gan_lab side is the real entry point's
-objects (`gan_lab.train.build_objects`) with the default trainer, the checkpoint callback and the
-cheap logging of the loop (one host sync per trainer.log_every_n_steps), no external logger and no
-progress bar.
+objects (`gan_lab.train.build_objects`) with the default trainer and the loop's own logging (one host
+sync per trainer.log_every_n_steps); external loggers, pictures, checkpoints and periodic metrics are
+off (BARE), as the plain loop has none of them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ import pytorch_lightning as pl
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# The loop alone: no external logger, progress bar, pictures, checkpoints or periodic metrics.
+BARE = [
+    "logger=none",
+    "callbacks.progress=null",
+    "callbacks.samples=null",
+    "callbacks.checkpoint=null",
+    "callbacks.metrics=null",
+    "trainer.enable_checkpointing=false",
+    "trainer.enable_progress_bar=false",
+]
 CASES = {  # name: (overrides, target ratio)
     "mlp": (["model=gan_mlp", "data=toy2d_ring"], 0.90),
     "dcgan": (["model=dcgan", "data=digits"], 0.95),
@@ -51,18 +61,7 @@ class Timer(pl.Callback):
 def run_gan_lab(overrides, warmup, steps, tmp: Path) -> float:
     from gan_lab.train import build_objects
 
-    cfg = compose(
-        [
-            *overrides,
-            "logger=none",
-            "callbacks.progress=null",
-            "callbacks.samples=null",
-            "callbacks.checkpoint=null",
-            "trainer.enable_checkpointing=false",
-            "trainer.enable_progress_bar=false",
-            f"trainer.max_steps={warmup + steps}",
-        ]
-    )
+    cfg = compose([*overrides, *BARE, f"trainer.max_steps={warmup + steps}"])
     dm, task, trainer = build_objects(cfg, tmp)
     timer = Timer(warmup, steps)
     trainer.callbacks.append(timer)
@@ -76,17 +75,7 @@ def run_plain(overrides, warmup, steps, tmp: Path) -> float:
 
     from gan_lab.train import build_objects
 
-    cfg = compose(
-        [
-            *overrides,
-            "logger=none",
-            "callbacks.progress=null",
-            "callbacks.samples=null",
-            "callbacks.checkpoint=null",
-            "trainer.enable_checkpointing=false",
-            "trainer.enable_progress_bar=false",
-        ]
-    )
+    cfg = compose([*overrides, *BARE])
     dm, task, _ = build_objects(cfg, tmp)
     G, D = task.generator, task.discriminator
     opt_g, opt_d = task.configure_optimizers()
