@@ -46,6 +46,11 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std.reshape(n, 1, *x.shape[2:])], 1)
 
 
+def dropout_layers(p: float) -> list[nn.Module]:
+    """[Dropout(p)] when p > 0, else []: a fresh module per call, so wrappers can tell them apart."""
+    return [nn.Dropout(p)] if p > 0 else []
+
+
 def check_d_kwargs(owner: str, dropout: float, width: float):
     check_range(owner, "dropout", dropout, 0.0, 1.0, high_open=True)
     check_range(owner, "width", width, 0.0, low_open=True)

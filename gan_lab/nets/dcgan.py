@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, scaled
+from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, dropout_layers, scaled
 
 
 def _plan(size: int) -> tuple[int, int]:
@@ -65,15 +65,14 @@ class DCGANDiscriminator(Discriminator):
             raise ConfigError(f"model=dcgan needs image data; got sample shape {tuple(shape)}")
         c = in_channels or shape[0]
         base, k = _plan(shape[-1])
-        drop = lambda: [nn.Dropout(dropout)] if dropout else []  # noqa: E731
         ch = scaled(ndf, width)
-        layers = [nn.Conv2d(c, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True), *drop()]
+        layers = [nn.Conv2d(c, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True), *dropout_layers(dropout)]
         for _ in range(k - 1):
             layers += [
                 nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(ch * 2),
                 nn.LeakyReLU(0.2, True),
-                *drop(),
+                *dropout_layers(dropout),
             ]
             ch *= 2
         self.body = nn.Sequential(*layers)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import check_range
-from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, scaled
+from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dropout_layers, scaled
 
 
 class MLPGenerator(nn.Module):
@@ -44,7 +44,7 @@ class MLPDiscriminator(Discriminator):
         layers, d = [nn.Flatten()], math.prod(shape)
         for h in hidden:
             h = scaled(h, width)
-            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2, True)] + ([nn.Dropout(dropout)] if dropout else [])
+            layers += [nn.Linear(d, h), nn.LeakyReLU(0.2, True), *dropout_layers(dropout)]
             d = h
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if minibatch_std else None

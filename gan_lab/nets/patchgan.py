@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from gan_lab.errors import check_range
-from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, scaled
+from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, dropout_layers, scaled
 
 
 def patchgan_receptive_field(n_layers: int) -> int:
@@ -43,18 +43,15 @@ class PatchGANDiscriminator(Discriminator):
         check_range(owner, "in_channels", in_channels, 1)
         check_range(owner, "n_layers", n_layers, 1)
 
-        def drop():  # a fresh module per use, so wrappers can tell them apart
-            return [nn.Dropout(dropout)] if dropout > 0 else []
-
         ch = [scaled(ndf * min(2**i, 8), width) for i in range(n_layers + 1)]
-        layers = [nn.Conv2d(in_channels, ch[0], 4, 2, 1), nn.LeakyReLU(0.2, True), *drop()]
+        layers = [nn.Conv2d(in_channels, ch[0], 4, 2, 1), nn.LeakyReLU(0.2, True), *dropout_layers(dropout)]
         for i in range(1, n_layers + 1):
             stride = 2 if i < n_layers else 1
             layers += [
                 nn.Conv2d(ch[i - 1], ch[i], 4, stride, 1, bias=False),
                 nn.BatchNorm2d(ch[i]),
                 nn.LeakyReLU(0.2, True),
-                *drop(),
+                *dropout_layers(dropout),
             ]
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if minibatch_std else None

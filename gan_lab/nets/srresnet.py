@@ -19,15 +19,18 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.nets.common import MinibatchStd, check_d_kwargs, dcgan_init, scaled
+from gan_lab.nets.common import MinibatchStd, check_d_kwargs, dcgan_init, dropout_layers, scaled
 
 
 class ResidualBlock(nn.Module):
     def __init__(self, n_feats: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(n_feats, n_feats, 3, 1, 1, bias=False), nn.BatchNorm2d(n_feats), nn.PReLU(n_feats),
-            nn.Conv2d(n_feats, n_feats, 3, 1, 1, bias=False), nn.BatchNorm2d(n_feats),
+            nn.Conv2d(n_feats, n_feats, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(n_feats),
+            nn.PReLU(n_feats),
+            nn.Conv2d(n_feats, n_feats, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(n_feats),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,31 +68,42 @@ class SRDiscriminator(nn.Module):
     """`features(x)` is the pooled last conv block (N x C); `forward` gives N x 1 logits. `minibatch_std`
     appends the minibatch standard-deviation channel to the last conv map before pooling (the trick)."""
 
-    def __init__(self, in_channels: int = 3, n_feats: int = 64, width: float = 1.0, dropout: float = 0.0,
-                 minibatch_std: bool = False):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        n_feats: int = 64,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        minibatch_std: bool = False,
+    ):
         super().__init__()
         owner = "model.discriminator"
         check_d_kwargs(owner, dropout, width)
         check_range(owner, "in_channels", in_channels, 1)
         check_range(owner, "n_feats", n_feats, 1)
 
-        def drop():  # a fresh module per use, so wrappers can tell them apart
-            return [nn.Dropout(dropout)] if dropout > 0 else []
-
         c = scaled(n_feats, width)
-        layers = [nn.Conv2d(in_channels, c, 3, 1, 1), nn.LeakyReLU(0.2, True), *drop()]
+        layers = [nn.Conv2d(in_channels, c, 3, 1, 1), nn.LeakyReLU(0.2, True), *dropout_layers(dropout)]
         plan = [(1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2)]  # (channel multiple, stride)
         for mult, stride in plan:
             c_out = scaled(n_feats * mult, width)
-            layers += [nn.Conv2d(c, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
-                       nn.LeakyReLU(0.2, True), *drop()]
+            layers += [
+                nn.Conv2d(c, c_out, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.LeakyReLU(0.2, True),
+                *dropout_layers(dropout),
+            ]
             c = c_out
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if minibatch_std else None
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         hidden = scaled(1024, width)
-        self.head = nn.Sequential(nn.Linear(c + int(minibatch_std), hidden), nn.LeakyReLU(0.2, True), *drop(),
-                                  nn.Linear(hidden, 1))
+        self.head = nn.Sequential(
+            nn.Linear(c + int(minibatch_std), hidden),
+            nn.LeakyReLU(0.2, True),
+            *dropout_layers(dropout),
+            nn.Linear(hidden, 1),
+        )
         dcgan_init(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

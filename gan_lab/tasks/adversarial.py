@@ -12,6 +12,8 @@ names and logger x-axes are in iterations whatever the D/G schedule.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytorch_lightning as pl
 import torch
 
@@ -241,17 +243,24 @@ class AdversarialTask(pl.LightningModule):
     def sampling_generator(self):
         return self.tricks.sampling_generator(self.generator)
 
-    @torch.no_grad()
-    def generate_samples(self, n: int, batch_size: int = 500, cond=None, seed: int = 12345) -> torch.Tensor:
-        """n samples in data space on CPU, from the sampling generator (EMA when on) in eval mode.
-        Drawn from their own random stream, so evaluating never changes the training trajectory."""
+    @contextlib.contextmanager
+    def eval_generator(self):
+        """The sampling generator (EMA when on) in eval mode under no_grad; its mode is restored after."""
         g = self.sampling_generator()
         was_training = g.training
         g.eval()
-        with own_rng(seed, self.device):
+        try:
+            with torch.no_grad():
+                yield g
+        finally:
+            g.train(was_training)
+
+    def generate_samples(self, n: int, batch_size: int = 500, cond=None, seed: int = 12345) -> torch.Tensor:
+        """n samples in data space on CPU, from the sampling generator in eval mode. Drawn from their own
+        random stream, so evaluating never changes the training trajectory."""
+        with self.eval_generator() as g, own_rng(seed, self.device):
             out = []
             for i in range(0, n, batch_size):
                 c = None if cond is None else cond[i : i + batch_size].to(self.device)
                 out.append(self.generate(c, min(batch_size, n - i), generator=g).float().cpu())
-        g.train(was_training)
         return torch.cat(out)

@@ -80,16 +80,12 @@ class ConditionalTask(AdversarialTask):
         cond, target = self.trainer.datamodule.split_tensors("val")[:2]
         return (cond, target) if n is None else (cond[:n], target[:n])
 
-    @torch.no_grad()
     def _predict(self, cond: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        g = self.sampling_generator()
-        was = g.training
-        g.eval()
-        out = [
-            self.generate(cond[i : i + batch_size].to(self.device), 0, generator=g).float().cpu()
-            for i in range(0, len(cond), batch_size)
-        ]
-        g.train(was)
+        with self.eval_generator() as g:
+            out = [
+                self.generate(cond[i : i + batch_size].to(self.device), 0, generator=g).float().cpu()
+                for i in range(0, len(cond), batch_size)
+            ]
         return torch.cat(out)
 
     def sample_panels(self) -> dict:
@@ -254,16 +250,12 @@ class InpaintingTask(AdversarialTask):
         image = tensors[0] if n is None else tensors[0][:n]
         return image, self.masks_for(image, tuple(t[: len(image)] for t in tensors), seed=0)
 
-    @torch.no_grad()
     def _fill(self, image, mask, batch_size: int = 64):
-        g = self.sampling_generator()
-        was = g.training
-        g.eval()
-        out = []
-        for i in range(0, len(image), batch_size):
-            im, m = image[i : i + batch_size].to(self.device), mask[i : i + batch_size].to(self.device)
-            out.append(self.generate((im * (1 - m), m), 0, generator=g).float().cpu())
-        g.train(was)
+        with self.eval_generator() as g:
+            out = []
+            for i in range(0, len(image), batch_size):
+                im, m = image[i : i + batch_size].to(self.device), mask[i : i + batch_size].to(self.device)
+                out.append(self.generate((im * (1 - m), m), 0, generator=g).float().cpu())
         return torch.cat(out)
 
     def sample_panels(self) -> dict:

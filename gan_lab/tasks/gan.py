@@ -25,13 +25,7 @@ class GANTask(AdversarialTask):
             z = torch.randn(n, self.z_dim, device=self.device)
         return g(z)
 
-    @torch.no_grad()
     def sample_panels(self) -> dict[str, torch.Tensor]:
         """Fixed-z samples for the sample pictures (callbacks.samples renders them)."""
-        g = self.sampling_generator()
-        was = g.training
-        g.eval()
-        try:
+        with self.eval_generator() as g:
             return {"samples": self.generate(None, len(self.fixed_z), generator=g, z=self.fixed_z).float().cpu()}
-        finally:
-            g.train(was)
