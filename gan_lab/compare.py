@@ -179,12 +179,13 @@ def summarize(groups: dict[str, list[Job]], metrics=None) -> list[Row]:
 
 
 def direction(metric: str, lower_better: bool | None = None) -> bool:
-    """True if lower is better; known metrics need no flag (a 'metrics/fid'-style prefix is ignored)."""
+    """True if lower is better; known metrics need no flag (a 'metrics/fid'-style prefix and protocol
+    suffixes as in 'fid/digits/2000' are ignored)."""
     if lower_better is not None:
         return lower_better
-    name = metric.rsplit("/", 1)[-1]
-    if name in LOWER_BETTER or name in HIGHER_BETTER:
-        return name in LOWER_BETTER
+    known = [part for part in metric.split("/") if part in LOWER_BETTER or part in HIGHER_BETTER]
+    if known:  # 'metrics/fid', and protocol keys such as 'fid/digits/2000'
+        return known[-1] in LOWER_BETTER
     raise ConfigError(f"direction of metric {metric!r} is unknown; pass --lower-better or --higher-better")
 
 

@@ -4,11 +4,11 @@
     python scripts/compare_ae_vae_gan.py --steps 5000 --out outputs/ae_vae_gan trainer.accelerator=gpu
     python scripts/compare_ae_vae_gan.py --run ae=outputs/A --run vae=outputs/B --run dcgan=outputs/C   # finished runs
 
-Each model's samples (`task.generate_samples(n)`: decoded z ~ N(0, I) for AE and VAE, G(z) for DCGAN)
-go through `gan_lab.metrics.evaluate.compute_metrics`; the AE/VAE rows add the held-out reconstruction
-numbers from their metrics.json. Prints one markdown table and writes it, the numbers (comparison.json)
-and a sample grid per model (<model>_samples.png) into --out. Trailing key=value arguments are Hydra
-overrides for the runs this script trains (all three).
+Each model's last checkpoint is evaluated by `gan_lab.evaluate` (samples `task.generate_samples(n)`:
+decoded z ~ N(0, I) for AE and VAE, G(z) for DCGAN, through `compute_metrics`); the AE/VAE rows add
+the held-out reconstruction numbers, recomputed from the checkpoint. Prints one markdown table and
+writes it, the numbers (comparison.json) and a sample grid per model (<model>_samples.png) into --out.
+Trailing key=value arguments are Hydra overrides for the runs this script trains (all three).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,49 +69,30 @@ def train_model(model: str, run_dir: Path, steps: int, seed: int, overrides: lis
 
     cfg = compose(model, steps, seed, overrides)
     (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=True)  # what load_run rebuilds from
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=True)  # what gan_lab.evaluate rebuilds from
     t0 = time.time()
     metrics = train(cfg, run_dir)
     print(f"trained {model} in {time.time() - t0:.0f} s: status {metrics['status']}, {run_dir}", file=sys.stderr)
-
-
-def load_run(run_dir: Path):
-    """(datamodule, task with the run's last checkpoint, the run's metrics.json) of a finished run."""
-    from omegaconf import OmegaConf
-
-    from gan_lab.train import build_objects
-
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    cfg.logger, cfg.callbacks = None, None
-    with tempfile.TemporaryDirectory() as tmp:
-        dm, task, _ = build_objects(cfg, Path(tmp))
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    task.load_state_dict(ckpt["state_dict"])
-    task.on_load_checkpoint(ckpt)  # trick state (EMA generator) for GANs
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
-    return dm, task, metrics
 
 
 def evaluate(model: str, run_dir: Path, n_samples: int, seed: int, out: Path) -> dict:
     from PIL import Image
 
     from gan_lab.callbacks.samples import image_grid
-    from gan_lab.metrics.evaluate import compute_metrics
+    from gan_lab.evaluate import evaluate_task, load_run
 
-    dm, task, run_metrics = load_run(run_dir)
-    if torch.cuda.is_available():
-        task = task.cuda()
+    run = load_run(run_dir / "checkpoints" / "last.ckpt")
     torch.manual_seed(seed)
-    samples = task.generate_samples(n_samples)
+    metrics, protocol, samples = evaluate_task(run.task, run.datamodule, n_samples)
     Image.fromarray(image_grid(samples[:64])).save(out / f"{model}_samples.png")
-    metrics, protocol = compute_metrics(samples, dm)
-    for k in ("recon_mse", "recon_psnr"):
-        if k in run_metrics:
-            metrics[k] = run_metrics[k]
+    for k in ("recon_mse", "recon_psnr"):  # held-out reconstruction (AE/VAE), recomputed from the checkpoint
+        if f"val/{k}" in metrics:
+            metrics[k] = metrics.pop(f"val/{k}")
+    run_metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     return {
         "model": model,
         "samples": MODELS[model],
-        "steps": run_metrics.get("steps"),
+        "steps": run.step,
         "status": run_metrics.get("status", "?"),
         "run_dir": str(run_dir),
         "metrics": metrics,

@@ -169,3 +169,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, argv_of):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("gan-lab compare: error:")
+
+
+def test_direction_of_protocol_keys():
+    from gan_lab.compare import direction
+    from gan_lab.errors import ConfigError
+
+    assert direction("fid/digits/2000") is True and direction("metrics/kid/mnist/500") is True
+    assert direction("metrics/precision") is False
+    with pytest.raises(ConfigError, match="unknown"):
+        direction("metrics/something/2000")

@@ -45,11 +45,13 @@ def test_toy2d_metrics_real_vs_collapsed():
 def test_digits_metrics_real_vs_noise(digits):
     held = digits.split_tensors("val")[0][:300]
     m_real, protocol = compute_metrics(held, digits, **FAST)
-    assert set(m_real) == IMAGE_KEYS
+    assert set(m_real) == IMAGE_KEYS | {"fid/digits/300", "kid/digits/300"}  # the protocol travels with the number
+    assert m_real["fid/digits/300"] == m_real["fid"] and m_real["kid/digits/300"] == m_real["kid"]
     net = load_feature_net("digits")
     assert protocol["feature_net"] == "digits" and protocol["feature_net_version"] == net.version
     assert protocol["n_generated"] == 300 and protocol["n_reference"] == len(digits.split_tensors("train")[0])
     assert protocol["reference_split"] == "train" and protocol["kid_subset_size"] == 200
+    assert protocol["reference_cache"] == "computed" and protocol["n_classes"] == 10
     assert protocol["ndb_k"] == 10
     noise = torch.rand(300, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     m_noise, _ = compute_metrics(noise, digits, **FAST)
@@ -72,8 +74,8 @@ def test_real_features_are_reused(digits, monkeypatch):
     calls = []
     original = fid_mod.embed
     monkeypatch.setattr(fid_mod, "embed", lambda *a, **k: calls.append(1) or original(*a, **k))
-    compute_metrics(held, digits, **FAST)
-    assert calls == []
+    _, protocol = compute_metrics(held, digits, **FAST)
+    assert calls == [] and protocol["reference_cache"] == "memory"
     _, protocol = compute_metrics(held, digits, n_real=500, **FAST)  # another reference size: another entry
     assert calls == [1] and protocol["n_reference"] == 500
 
@@ -82,7 +84,8 @@ def test_stacked_digits_metrics():
     dm = StackedDigitsDataModule(size=32, n_samples=1500, batch_size=32, val_fraction=0.2)
     held = dm.split_tensors("val")[0]
     m, protocol = compute_metrics(held, dm, **FAST)
-    assert set(m) == {"fid", "kid", "kid_std", "stacked_modes", "stacked_kl"}
+    n = len(held)
+    assert set(m) == {"fid", "kid", "kid_std", "stacked_modes", "stacked_kl", f"fid/digits/{n}", f"kid/digits/{n}"}
     assert protocol["metric_set"] == "stacked" and "384-d" in protocol["fid_features"]
     assert protocol["n_stacked_modes"] == 1000
     assert m["stacked_modes"] > 230  # 300 draws from 1000 modes cover ~259 in expectation

@@ -80,12 +80,12 @@ def test_real_stats_cached_in_memory_and_on_disk(tmp_path, monkeypatch):
     net = load_feature_net("digits")
     (x, _), _ = heldout_data("digits")
     s1 = real_stats(net, "digits", "train", x[:400])
-    assert s1.features.shape == (400, 128)
+    assert s1.features.shape == (400, 128) and s1.source == "computed"
     assert torch.allclose(s1.mu, s1.features.double().mean(0))
     assert torch.allclose(s1.sigma, torch.from_numpy(np.cov(s1.features.double().numpy(), rowvar=False)))
     files = list((tmp_path / "real_stats").glob("*.pt"))
     assert len(files) == 1 and net.version in files[0].name
-    assert real_stats(net, "digits", "train", x[:400]) is s1  # in-process memo
+    assert real_stats(net, "digits", "train", x[:400]) is s1 and s1.source == "memory"  # in-process memo
 
     def no_embedding(*a, **k):
         raise AssertionError("features recomputed despite the disk cache")
@@ -93,7 +93,7 @@ def test_real_stats_cached_in_memory_and_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(fid_mod, "embed", no_embedding)
     fid_mod._MEMO.clear()
     s2 = real_stats(net, "digits", "train", x[:400])  # from disk
-    assert s2 is not s1 and torch.equal(s2.features, s1.features)
+    assert s2 is not s1 and torch.equal(s2.features, s1.features) and s2.source == "disk"
     # other images (same n, other content) or another n are other keys and need embedding
     with pytest.raises(AssertionError, match="recomputed"):
         real_stats(net, "digits", "train", x[400:800])

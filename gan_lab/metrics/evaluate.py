@@ -14,7 +14,13 @@ Dispatch on the data module:
   otherwise nothing is computed and the protocol says why ({"skipped": reason}).
 
 The reference is the first `n_real` images of the data module's train split (default: up to 10,000;
-the split is already shuffled), embedded once and cached (see `fid.real_stats`).
+the split is already shuffled), embedded once and cached in-process and on disk (`fid.real_stats`:
+`$GAN_LAB_CACHE/real_stats`, default ~/.cache/gan_lab/real_stats); `protocol["reference_cache"]` says
+where this call got it: "computed", "disk" or "memory".
+
+FID and KID are also returned under protocol-carrying keys, `fid/<feature net>/<n generated>` and
+`kid/<feature net>/<n generated>` (e.g. `fid/digits/2000`), so numbers of different protocols never mix
+in a logger or a table.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ from gan_lab.metrics.prdc import knn_sq, prdc
 
 DEFAULT_NET = {"digits": "digits", "mnist": "mnist", "stacked_digits": "digits", "stacked_mnist": "mnist"}
 DEFAULT_N_REAL = 10_000
+
+
+def protocol_keys(metrics: dict[str, float], features: str, n_generated: int) -> dict[str, float]:
+    """`fid/<features>/<n>` and `kid/<features>/<n>` copies of the plain fid / kid values."""
+    return {f"{k}/{features}/{n_generated}": metrics[k] for k in ("fid", "kid") if k in metrics}
 
 
 def compute_metrics(
@@ -98,6 +109,7 @@ def compute_metrics(
     kid_size = min(kid_subset_size, len(f_real), n)
     kid_mean, kid_std = kid(f_real, f_fake, kid_subsets, kid_size)
     metrics = {"fid": fid(f_real, f_fake), "kid": kid_mean, "kid_std": kid_std}
+    metrics.update(protocol_keys(metrics, net_name, n))
     protocol = {
         "metric_set": "stacked" if stacked else "image",
         "dataset": name,
@@ -106,6 +118,7 @@ def compute_metrics(
         "n_generated": n,
         "n_reference": len(real),
         "reference_split": split,
+        "reference_cache": stats.source,
         "kid_subsets": kid_subsets,
         "kid_subset_size": kid_size,
     }
@@ -114,11 +127,12 @@ def compute_metrics(
         metrics.update(stacked_modes=float(modes), stacked_kl=kl)
         protocol.update(
             fid_features=f"per-channel {net_name} features concatenated ({f_fake.shape[1]}-d)",
-            n_stacked_modes=10 ** samples.shape[1],
+            n_stacked_modes=logits.shape[-1] ** samples.shape[1],
         )
         return metrics, protocol
     if has_classes:
         metrics.update(class_modes=float(class_modes(logits)), class_kl=class_kl(logits))
+        protocol["n_classes"] = logits.shape[-1]
     kmax = max(pr_k, dc_k)
     if n > pr_k and len(f_real) > kmax:
         real_knn = stats.derived(("knn_sq", kmax), lambda: knn_sq(f_real, kmax))

@@ -67,7 +67,9 @@ def _single_thread():
 def fid(feat_real: torch.Tensor, feat_fake: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two N x D feature sets (float64 statistics)."""
     _check(feat_real, feat_fake)
-    m = FrechetInceptionDistance(feature=_Precomputed(feat_real.shape[1]))
+    # sync_on_compute=False: the features are all here; under DDP only rank 0 evaluates, and torchmetrics'
+    # default all-gather in compute() would wait forever for the other ranks
+    m = FrechetInceptionDistance(feature=_Precomputed(feat_real.shape[1]), sync_on_compute=False)
     m.update(feat_real.double(), real=True)
     m.update(feat_fake.double(), real=False)
     with _single_thread():  # its D x D eigendecomposition: multi-threaded LAPACK is up to 20x slower here
@@ -142,6 +144,7 @@ class RealStats:
     mu: torch.Tensor
     sigma: torch.Tensor
     key: tuple
+    source: str = "computed"  # where this call got the features: "computed", "disk" or "memory" (in-process)
     _derived: dict = field(default_factory=dict, repr=False)
 
     def derived(self, name: Any, compute):
@@ -159,16 +162,18 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
     key = (feature_net.version, datamodule_name, split, len(images), fingerprint(images))
     if key in _MEMO:
         _MEMO.move_to_end(key)
+        _MEMO[key].source = "memory"
         return _MEMO[key]
     version, _, _, n, fp = key
     path = cache_dir() / "real_stats" / f"{datamodule_name}_{split}_n{n}_{feature_net.name}-{version}_{fp}.pt"
-    data = None
+    data, source = None, "disk"
     if path.exists():
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # a corrupt or foreign cache file is recomputed and overwritten
             data = None
     if data is None:
+        source = "computed"
         f = embed(feature_net, images).float()
         data = {"features": f, "mu": f.double().mean(0), "sigma": torch.cov(f.double().T)}
         try:
@@ -178,7 +183,7 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
             os.replace(tmp, path)
         except OSError:  # read-only cache: keep the in-process copy only
             pass
-    stats = RealStats(data["features"], data["mu"], data["sigma"], key)
+    stats = RealStats(data["features"], data["mu"], data["sigma"], key, source)
     _MEMO[key] = stats
     while len(_MEMO) > _MEMO_SIZE:
         _MEMO.popitem(last=False)
