@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CONF, FAST, compose_cfg, train_run
+from conftest import CONF, FAST, SHARED_DATA, compose_cfg, needs_shared, train_run
 
 CASES = {
     "pix2pix": ["model=pix2pix", "data=edges2digits"],
@@ -66,6 +66,32 @@ def test_srgan_init_from_srresnet(tmp_path):
     assert task.adv_weight == pytest.approx(1e-3)
 
 
+def test_paired_metrics_are_logged_periodically(tmp_path):
+    """The evaluation callback logs the held-out paired metrics every metrics.every_n_steps, not only at the end."""
+    import csv
+
+    over = ["logger=csv", "callbacks.progress=null", "callbacks.samples.every_n_steps=0"]
+    m = train_run(tmp_path, *over, *CASES["srresnet"], "trainer.max_steps=4", "metrics.every_n_steps=2", fast=False)
+    assert m["status"] == "completed" and m["psnr_y"] > 0
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    steps = sorted({int(r["step"]) for r in rows if r.get("val/psnr_y")})
+    assert steps == [2, 4], steps
+
+
+@needs_shared
+def test_sr_checkpoint_benchmarks_on_set5(tmp_path):
+    """An SR run's checkpoint goes through the paper protocol on Set5 (full images, any size)."""
+    from gan_lab.errors import ConfigError
+    from gan_lab.metrics.sr_benchmark import benchmark_sr, load_sr_generator
+
+    train_run(tmp_path, *CASES["srresnet"], "trainer.max_steps=2")
+    g = load_sr_generator(tmp_path / "checkpoints" / "last.ckpt")
+    r = benchmark_sr(g, SHARED_DATA / "sr" / "CSet5", 4)
+    assert r["n_images"] == 5 and 0 < r["psnr_y"] < 60 and -1 < r["ssim_y"] <= 1
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_sr_generator(tmp_path / "nope.ckpt")
+
+
 def test_inpainting_changes_only_the_hole(tmp_path):
     dm, task, _ = make(tmp_path, *CASES["context_encoder"])
     batch = next(iter(dm.train_dataloader()))
@@ -109,3 +135,69 @@ def test_every_trick_composes_with_pix2pix(trick, tmp_path):
     loss = ["model.loss=wasserstein"] if trick == "gradient_penalty" else []
     m = train_run(tmp_path, *CASES["pix2pix"], f"trick=[{trick}]", "+trainer.fast_dev_run=true", *loss)
     assert m["status"] == "completed"
+
+
+def _vgg19_file(path):
+    """A VGG19 state dict in torchvision's format (random weights), as a user's vgg19-*.pth would be."""
+    from gan_lab.nets.vgg import VGG19
+
+    state, c, idx = {}, 3, 0
+    for v in VGG19:
+        if v == "M":
+            idx += 1
+            continue
+        state[f"features.{idx}.weight"] = torch.randn(v, c, 3, 3) * 0.05
+        state[f"features.{idx}.bias"] = torch.zeros(v)
+        c, idx = v, idx + 2
+    state["classifier.0.weight"] = torch.zeros(2, 2)
+    torch.save(state, path)
+    return path
+
+
+def test_vgg_content_loss_from_a_users_weights_file(tmp_path):
+    from gan_lab.nets.vgg import VGGFeatures, layer_names
+
+    assert layer_names()["relu2_2"] == 8 and layer_names()["relu5_4"] == 35  # torchvision's indices
+    weights = _vgg19_file(tmp_path / "vgg19.pth")
+    net = VGGFeatures(weights, "relu2_2")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert net(x).shape == (2, 128, 16, 16) and not any(p.requires_grad for p in net.parameters())
+    dm, task, _ = make(tmp_path / "run", *CASES["srgan"], "model.content_loss=vgg", f"model.vgg_weights={weights}",
+                       "model.vgg_layer=relu2_2")
+    lr, hr = next(iter(dm.train_dataloader()))
+    fake = task.generate(lr, len(lr))
+    loss, logs = task.extra_g_loss(hr, hr, lr)
+    assert float(loss) == 0.0  # identical images: no content loss
+    loss, logs = task.extra_g_loss(fake, hr, lr)
+    assert float(loss) > 0 and "content_vgg" in logs
+    loss.backward()
+    assert task.generator.tail.weight.grad is not None  # the loss trains G through the frozen VGG
+    assert not any(k.startswith("_vgg") or "vgg" in k for k in task.state_dict())  # not saved in checkpoints
+    m = train_run(tmp_path / "fit", *CASES["srgan"], "model.content_loss=vgg", f"model.vgg_weights={weights}",
+                  "model.vgg_layer=relu2_2", "+trainer.fast_dev_run=true")
+    assert m["status"] == "completed" and m["content_vgg"] > 0
+
+
+@pytest.mark.parametrize(
+    "over, match",
+    [
+        (["model.content_loss=vgg"], "vgg_weights=None is not a file"),
+        (["model.content_loss=vgg", "model.vgg_weights=WEIGHTS", "model.vgg_layer=relu6_1"], "not a VGG19 layer"),
+        (["model.content_loss=vgg", "model.vgg_weights=BAD"], "does not hold VGG19 conv weights"),
+        (["model.content_loss=perceptual"], "allowed l1, mse, vgg, d_features"),
+        (["model=srresnet", "model.content_loss=d_features"], "needs a trained D"),
+    ],
+)
+def test_content_loss_bad_input(over, match, tmp_path):
+    from gan_lab.errors import ConfigError
+
+    weights = _vgg19_file(tmp_path / "vgg19.pth")
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    over = [o.replace("WEIGHTS", str(weights)).replace("BAD", str(tmp_path / "bad.pth")) for o in over]
+    with pytest.raises(ConfigError, match=match):
+        make(tmp_path / "run", *CASES["srgan"], *over)
+
+
+def test_d_features_content_loss_trains(tmp_path):
+    m = train_run(tmp_path, *CASES["srgan"], "model.content_loss=d_features", "+trainer.fast_dev_run=true")
+    assert m["status"] == "completed" and m["content_d_features"] >= 0

@@ -97,17 +97,10 @@ def test_masked_metrics():
 
 def bicubic_benchmark(name: str, scale: int = 4) -> tuple[float, float]:
     """Mean PSNR-Y / SSIM-Y of MATLAB-bicubic upscaling of the MATLAB-bicubic downscaled images."""
-    from gan_lab.data.paired import to_tensor
-    from gan_lab.data.sr import imresize_matlab, load_sr_eval_set
+    from gan_lab.metrics.sr_benchmark import benchmark_sr
 
-    psnr, ssim = [], []
-    for pair in load_sr_eval_set(SHARED_DATA / "sr" / name, scale):
-        lr, hr = pair
-        lr8 = ((lr + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()  # the LR PNG of the benchmark
-        sr = to_tensor(imresize_matlab(lr8, scale))
-        psnr.append(float(iq.psnr_y(sr, hr[None], border=scale, grey=pair.grey)))
-        ssim.append(float(iq.ssim_y(sr, hr[None], border=scale, grey=pair.grey)))
-    return float(np.mean(psnr)), float(np.mean(ssim))
+    r = benchmark_sr(None, SHARED_DATA / "sr" / name, scale)
+    return r["psnr_y"], r["ssim_y"]
 
 
 @needs_shared
@@ -122,3 +115,28 @@ def test_set14_bicubic_x4_matches_published_psnr():
     psnr, ssim = bicubic_benchmark("CSet14")
     assert psnr == pytest.approx(25.99, abs=0.05)  # SRGAN Table 2: bicubic 25.99 dB
     assert ssim == pytest.approx(0.7027, abs=0.002)  # VDSR's bicubic SSIM (measured 0.7029)
+
+
+@needs_shared
+def test_sr_benchmark_scores_a_model_like_the_baseline_it_computes():
+    """A 'model' that is float bicubic upscaling scores what the uint8 bicubic baseline scores (the model path
+    quantizes its output to 8 bits as a saved PNG); a model of the wrong output size is refused."""
+    from gan_lab.data.sr import imresize_tensor
+    from gan_lab.metrics.sr_benchmark import benchmark_sr
+
+    class Bicubic(torch.nn.Module):
+        def __init__(self, scale):
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, x):
+            return imresize_tensor(x, self.scale)
+
+    folder = SHARED_DATA / "sr" / "CSet5"
+    base = benchmark_sr(None, folder, 4)
+    model = benchmark_sr(Bicubic(4), folder, 4)
+    assert model["n_images"] == base["n_images"] == 5
+    assert model["psnr_y"] == pytest.approx(base["psnr_y"], abs=0.05)
+    assert model["ssim_y"] == pytest.approx(base["ssim_y"], abs=0.002)
+    with pytest.raises(ValueError, match="the model made"):
+        benchmark_sr(Bicubic(2), folder, 4)

@@ -46,6 +46,8 @@ class EvaluationCallback(pl.Callback):
         metrics, protocol = compute_metrics(
             samples, trainer.datamodule, n_real=self.n_real, feature_net=self.feature_net, **self.metric_kw
         )
+        if hasattr(pl_module, "log_held_out"):  # paired tasks: PSNR/SSIM/L1 on the held-out split (`val/...`)
+            pl_module.log_held_out()
         self.last_metrics, self.protocol, self._last_step = metrics, {**protocol, "step": step}, step
         self.history.append((step, metrics))
         if metrics:

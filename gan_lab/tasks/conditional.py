@@ -2,8 +2,9 @@
 SRGAN, Ledig 2017) and inpainting (Context Encoder, Pathak 2016).
 
 Each says only what is real, what is the condition and what the extra generator loss is; every trick
-composes with them through the loop's hooks. Paired metrics on the held-out split are written at the
-end of training (`val/...` -> metrics.json) and the pictures are input | output | target rows.
+composes with them through the loop's hooks. Paired metrics on the held-out split are logged with the
+periodic evaluation and at the end of training (`val/...` -> metrics.json); the pictures are
+input | output | target rows.
 """
 
 from __future__ import annotations
@@ -24,9 +25,40 @@ def _to_rgb_like(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class ConditionalTask(AdversarialTask):
+class HeldOutMetrics:
+    """Paired metrics on the held-out split (`held_out_metrics(datamodule=None) -> {name: value}`, as the
+    autoencoder's), logged as `val/<name>` by the evaluation callback every `metrics.every_n_steps` and at
+    the end of training (once per step)."""
+
+    _held_out_step = -1
+
+    def held_out_metrics(self, datamodule=None) -> dict:
+        raise NotImplementedError
+
+    def log_held_out(self) -> dict[str, float]:
+        if self._held_out_step == self.global_step:
+            return {}
+        metrics = {f"val/{k}": float(v) for k, v in self.held_out_metrics().items()}
+        self._held_out_step = self.global_step
+        self.last_logged.update(metrics)
+        for lg in self.loggers:
+            lg.log_metrics(metrics, step=self.global_step)
+        return metrics
+
+    def on_train_end(self):
+        super().on_train_end()
+        if self.trainer.is_global_zero:  # without the evaluation callback, or when it is off at the end
+            self.log_held_out()
+
+
+class ConditionalTask(HeldOutMetrics, AdversarialTask):
     """Batches are (condition, target). `d_sees_condition`: D judges cat(condition, image) (pix2pix) or
-    the image alone (SRGAN). `extra_g_loss` is `content_weight` x the pixel loss to the target."""
+    the image alone (SRGAN). `extra_g_loss` is `content_weight` x the content loss to the target:
+    `l1` or `mse` on pixels, `vgg` (MSE of VGG19 `vgg_layer` features x `vgg_scale`, SRGAN's loss; needs
+    the user's `vgg_weights` file) or `d_features` (MSE of the discriminator's penultimate features of
+    output and target, a feature loss from a network trained in the run itself)."""
+
+    CONTENT_LOSSES = ("l1", "mse", "vgg", "d_features")
 
     def __init__(
         self,
@@ -35,19 +67,32 @@ class ConditionalTask(AdversarialTask):
         content_weight: float = 100.0,
         d_sees_condition: bool = True,
         n_panel: int = 8,
+        vgg_weights: str | None = None,
+        vgg_layer: str = "relu5_4",
+        vgg_scale: float = 1 / 12.75,
         **kwargs,
     ):
-        if content_loss not in ("l1", "mse"):
-            raise ConfigError(f"model.content_loss={content_loss!r} is not known; allowed l1, mse")
+        if content_loss not in self.CONTENT_LOSSES:
+            allowed = ", ".join(self.CONTENT_LOSSES)
+            raise ConfigError(f"model.content_loss={content_loss!r} is not known; allowed {allowed}")
+        if content_loss == "d_features" and kwargs.get("adv_weight", 1.0) == 0:
+            raise ConfigError("model.content_loss=d_features needs a trained D; got model.adv_weight=0 (use > 0)")
         self.content_loss, self.d_sees_condition = content_loss, bool(d_sees_condition)
         self.content_weight = check_range("model", "content_weight", content_weight, 0.0)
+        self.vgg_scale = check_range("model", "vgg_scale", vgg_scale, 0.0)
         self.n_panel = n_panel
         if kwargs.get("cond_shape") is None:
             raise ConfigError(
                 f"model={kwargs.get('name') or type(self).__name__} needs paired data (batches of condition, target): "
                 "data=edges2digits, paired_folder, colorize or sr_folder"
             )
+        vgg = None
+        if content_loss == "vgg":  # before the nets are built: a bad path fails first
+            from gan_lab.nets.vgg import VGGFeatures
+
+            vgg = VGGFeatures(vgg_weights, vgg_layer)
         super().__init__(*args, **kwargs)
+        self._vgg = (vgg,)  # a tuple: frozen, kept out of the state dict and the checkpoints
 
     def generator_extra(self) -> dict:
         return {"in_channels": self.cond_shape[0], "out_channels": self.data_shape[0], "size": self.data_shape[-1]}
@@ -71,13 +116,24 @@ class ConditionalTask(AdversarialTask):
         return torch.cat([cond, x], 1)
 
     def extra_g_loss(self, fake, real, cond):
-        fn = F.l1_loss if self.content_loss == "l1" else F.mse_loss
-        content = fn(fake, real)
+        if self.content_loss == "vgg":
+            vgg = self._vgg[0]
+            if vgg.mean.device != fake.device:
+                vgg.to(fake.device)
+            with torch.no_grad():
+                target = vgg(real) * self.vgg_scale
+            content = F.mse_loss(vgg(fake) * self.vgg_scale, target)
+        elif self.content_loss == "d_features":
+            with torch.no_grad():
+                target = self.d_features(real, cond, self.global_step)
+            content = F.mse_loss(self.d_features(fake, cond, self.global_step), target)
+        else:
+            content = (F.l1_loss if self.content_loss == "l1" else F.mse_loss)(fake, real)
         return self.content_weight * content, {f"content_{self.content_loss}": content}
 
     # pictures and held-out metrics ----------------------------------------------------------------
-    def _val(self, n: int | None = None):
-        cond, target = self.trainer.datamodule.split_tensors("val")[:2]
+    def _val(self, n: int | None = None, datamodule=None):
+        cond, target = (datamodule or self.trainer.datamodule).split_tensors("val")[:2]
         return (cond, target) if n is None else (cond[:n], target[:n])
 
     def _predict(self, cond: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -109,17 +165,9 @@ class ConditionalTask(AdversarialTask):
             "ssim": iq.ssim(out, target),
         }
 
-    def on_train_end(self):
-        super().on_train_end()
-        if not self.trainer.is_global_zero:
-            return
-        cond, target = self._val()
-        metrics = {
-            f"val/{k}": float(v) for k, v in self.paired_metrics(self._predict(cond).clamp(-1, 1), target, cond).items()
-        }
-        self.last_logged.update(metrics)
-        for lg in self.loggers:
-            lg.log_metrics(metrics, step=self.global_step)
+    def held_out_metrics(self, datamodule=None) -> dict:
+        cond, target = self._val(datamodule=datamodule)
+        return self.paired_metrics(self._predict(cond).clamp(-1, 1), target, cond)
 
 
 class Pix2PixTask(ConditionalTask):
@@ -162,7 +210,7 @@ class SuperResolutionTask(ConditionalTask):
         }
 
 
-class InpaintingTask(AdversarialTask):
+class InpaintingTask(HeldOutMetrics, AdversarialTask):
     """Context Encoder: G fills the hole of (image, mask) batches; the output is composited so only the
     hole changes; loss = rec_weight x masked L2 (overlap ring weighted x `overlap_weight`) + adv_weight x
     adversarial (0.999 / 0.001); D judges the whole composite or only the hole's bounding box."""
@@ -245,8 +293,8 @@ class InpaintingTask(AdversarialTask):
         rec = (w * (raw - real) ** 2).sum() / (w.sum() * real.shape[1]).clamp_min(1)
         return self.rec_weight * rec, {"rec_l2": rec}
 
-    def _val(self, n=None):
-        tensors = self.trainer.datamodule.split_tensors("val")
+    def _val(self, n=None, datamodule=None):
+        tensors = (datamodule or self.trainer.datamodule).split_tensors("val")
         image = tensors[0] if n is None else tensors[0][:n]
         return image, self.masks_for(image, tuple(t[: len(image)] for t in tensors), seed=0)
 
@@ -268,23 +316,16 @@ class InpaintingTask(AdversarialTask):
         image, mask = self._val(n)
         return self._fill(image, mask)
 
-    def on_train_end(self):
-        super().on_train_end()
-        if not self.trainer.is_global_zero:
-            return
+    def held_out_metrics(self, datamodule=None) -> dict:
         from gan_lab.metrics import image_quality as iq
 
-        image, mask = self._val()
+        image, mask = self._val(datamodule=datamodule)
         out = self._fill(image, mask)
-        metrics = {
-            "val/hole_l1": iq.masked_l1(out, image, mask),
-            "val/hole_l2": iq.masked_l2(out, image, mask),
-            "val/hole_psnr": iq.masked_psnr(out, image, mask),
-            "val/l1": iq.l1(out, image),
-            "val/l2": iq.l2(out, image),
-            "val/psnr": iq.psnr(out, image),
+        return {
+            "hole_l1": iq.masked_l1(out, image, mask),
+            "hole_l2": iq.masked_l2(out, image, mask),
+            "hole_psnr": iq.masked_psnr(out, image, mask),
+            "l1": iq.l1(out, image),
+            "l2": iq.l2(out, image),
+            "psnr": iq.psnr(out, image),
         }
-        metrics = {k: float(v) for k, v in metrics.items()}
-        self.last_logged.update(metrics)
-        for lg in self.loggers:
-            lg.log_metrics(metrics, step=self.global_step)
