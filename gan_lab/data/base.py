@@ -1,7 +1,8 @@
 """In-memory data modules: whole batches are sliced from tensors, no per-item collate.
 
 For datasets that fit in memory (all the embedded ones) this removes the DataLoader's per-sample
-overhead, which dominates the step time of small models.
+overhead, which dominates the step time of small models. With `on_device=true` the splits are copied
+once to the trainer's device and batches are sliced there (no host-to-device copy per batch).
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ class EpochBatches:
 
     The order is a pure function of the seed and the position, and the position is the trainer's
     (batches done, epoch), so a run resumed from a mid-epoch checkpoint continues with exactly the
-    batches the uninterrupted run would have seen. With several processes (DDP) each rank takes its
-    slice of every batch-sized block, so ranks see disjoint data.
+    batches the uninterrupted run would have seen. With several processes (DDP) every rank draws the
+    same permutation and takes its own `batch_size` slice of each block of `world_size` batches: the
+    ranks see disjoint data, the same number of batches each (the remainder of an epoch is dropped),
+    and together one epoch of the data. Tensors on an accelerator are indexed there (the permutation
+    is drawn on the CPU, so the order does not depend on the device, and moved once per epoch).
     """
 
     def __init__(self, tensors, batch_size: int, seed: int, position=None, rank: int = 0, world_size: int = 1):
@@ -62,6 +66,7 @@ class EpochBatches:
     def __iter__(self):
         epoch, start = self.position() if self.position else (0, 0)
         perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + 7919 * epoch))
+        perm = perm.to(self.tensors[0].device)
         block = self.batch_size * self.world_size
         for b in range(start, len(self)):
             idx = perm[b * block + self.rank * self.batch_size : b * block + (self.rank + 1) * self.batch_size]
@@ -74,21 +79,35 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     A batch is a tensor (unconditional data) or a tuple of tensors (x, y) / (condition, target).
     `shape` is the shape of one sample of the data a generator produces; `is_image` says whether it
-    is an image in [-1, 1].
+    is an image in [-1, 1]. `on_device`: keep a copy of both splits on the trainer's device (made once,
+    at the first loader) and slice batches there; `split_tensors` still returns the host tensors.
     """
 
     is_image = True
 
-    def __init__(self, batch_size: int = 64, val_fraction: float = 0.1, split_seed: int = 0, name: str = ""):
+    def __init__(
+        self,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        name: str = "",
+        on_device: bool = False,
+    ):
         super().__init__()
-        check_range(f"data.{name or type(self).__name__}", "batch_size", batch_size, 1)
-        check_range(f"data.{name or type(self).__name__}", "val_fraction", val_fraction, 0.0, 1.0, high_open=True)
+        owner = f"data.{name or type(self).__name__}"
+        check_range(owner, "batch_size", batch_size, 1)
+        check_range(owner, "val_fraction", val_fraction, 0.0, 1.0, high_open=True)
+        if not isinstance(on_device, bool):
+            raise ConfigError(f"{owner}: on_device={on_device!r} must be a boolean; allowed true, false")
         self.batch_size = int(batch_size)
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.name = name
+        self.on_device = on_device
         self._train = None
         self._val = None
+        self._order_seed = None  # seed of the training order: the global seed when the data was first set up
+        self._resident: dict[str, tuple[torch.Tensor, ...]] = {}  # split -> its tensors on the trainer's device
 
     # subclasses -----------------------------------------------------------------------------------
     def load(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -97,6 +116,9 @@ class InMemoryDataModule(pl.LightningDataModule):
     # lightning ------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self._train is None:
+            # Captured here (gan_lab.train seeds, then sets up the data) rather than when the loader is made:
+            # under DDP each rank re-seeds its own random streams before that, and all must share one order.
+            self._order_seed = torch.initial_seed() % (2**31)
             self._train, self._val = self.load()
             if len(self._train[0]) < self.batch_size:
                 raise ConfigError(
@@ -104,13 +126,27 @@ class InMemoryDataModule(pl.LightningDataModule):
                     f"({len(self._train[0])} samples); allowed [1, {len(self._train[0])}]"
                 )
 
+    def _tensors(self, split: str) -> tuple[torch.Tensor, ...]:
+        """A split's tensors where batches are sliced: on the trainer's device with `on_device`, else host."""
+        host = self.split_tensors(split)
+        device = self.trainer.strategy.root_device if self.on_device and self.trainer is not None else None
+        if device is None or device.type == "cpu":
+            return host
+        resident = self._resident.get(split)
+        if resident is None or resident[0].device != device:  # one copy per split, kept for the whole run
+            resident = self._resident[split] = tuple(t.to(device) for t in host)
+        return resident
+
     def train_dataloader(self):
         self.setup()
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        batches = EpochBatches(
-            self._train, self.batch_size, torch.initial_seed() % (2**31), rank=rank, world_size=world
-        )
+        if len(self._train[0]) < self.batch_size * world:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} x {world} processes is larger than the training split "
+                f"({len(self._train[0])} samples); allowed batch_size in [1, {len(self._train[0]) // world}]"
+            )
+        batches = EpochBatches(self._tensors("train"), self.batch_size, self._order_seed, rank=rank, world_size=world)
         if trainer is not None:  # resume mid-epoch where the checkpoint left off (global_step counts batches)
             batches.position = lambda: (
                 trainer.current_epoch,
@@ -120,7 +156,7 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def val_dataloader(self):
         self.setup()
-        return batch_loader(self._val, self.batch_size, shuffle=False, drop_last=False)
+        return batch_loader(self._tensors("val"), self.batch_size, shuffle=False, drop_last=False)
 
     # helpers for metrics and samples -------------------------------------------------------------
     def split_tensors(self, split: str = "train") -> tuple[torch.Tensor, ...]:
