@@ -73,12 +73,13 @@ def set_threads(threads: int | None, parallel_jobs: int | None = None) -> None:
         torch.set_num_threads(threads)
 
 
-def build_objects(cfg: DictConfig, run_dir: Path):
-    """Data module, task, callbacks, loggers and trainer for a composed config (no training yet)."""
+def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
+    """Data module, task, callbacks, loggers and trainer for a composed config (no training yet); `ckpt`:
+    the checkpoint a resumed run starts from (its metrics.csv history up to that step is kept)."""
     import pytorch_lightning as pl
-    from pytorch_lightning.loggers import CSVLogger
 
     from gan_lab.build import build
+    from gan_lab.history import history_logger
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build(_container(cfg.data), "data")
@@ -100,20 +101,49 @@ def build_objects(cfg: DictConfig, run_dir: Path):
             if key in spec:
                 spec[key] = _in_run_dir(spec[key], run_dir)
         callbacks.append(build(spec, f"callbacks.{name}"))
-    loggers = [CSVLogger(save_dir=str(run_dir), name="", version="")]  # metrics.csv: always-on history
+    loggers = [history_logger(run_dir, ckpt)]  # metrics.csv: always-on history
     for name, spec in (_container(cfg.get("logger")) or {}).items():
         if spec is None:
             continue
         if "save_dir" in spec:
             spec["save_dir"] = _in_run_dir(spec["save_dir"], run_dir)
         loggers.append(build(spec, f"logger.{name}"))
+    from gan_lab.callbacks.distributed import RankRandomStreams
     from gan_lab.callbacks.stamp import CheckpointStamp
 
-    callbacks.append(CheckpointStamp())
-    trainer = build(
-        _container(cfg.trainer), "trainer", default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers
-    )
+    callbacks += [CheckpointStamp(), RankRandomStreams()]
+    trainer_spec = _container(cfg.trainer)
+    if isinstance(trainer_spec.get("strategy"), dict):  # conf/trainer/ddp.yaml: a strategy object with its options
+        trainer_spec["strategy"] = build(trainer_spec["strategy"], "trainer.strategy")
+    trainer = build(trainer_spec, "trainer", default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers)
+    _sync_batchnorm_needs_gpu(trainer, task)
     return dm, task, trainer
+
+
+def _sync_batchnorm_needs_gpu(trainer, task) -> None:
+    """torch's SyncBatchNorm runs on GPUs only (it raises on CPU and MPS at the first batch-norm layer): off
+    elsewhere, with a warning, so that `trainer=ddp` also runs on CPU processes (e.g. to try a setup)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    device = trainer.strategy.root_device.type
+    if getattr(trainer.strategy, "_layer_sync", None) is None or device in ("cuda", "xpu", "hpu"):
+        return
+    trainer.strategy._layer_sync = None
+    if any(isinstance(m, _BatchNorm) for m in task.modules()):
+        log.warning(
+            "trainer.sync_batchnorm=true is off on %s: torch's SyncBatchNorm needs GPUs; each process keeps "
+            "its own batch-norm statistics",
+            device,
+        )
+
+
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 of a distributed run (or the only process). Lightning sets the rank
+    when the processes start; before that it comes from the environment (LOCAL_RANK of the processes it
+    started, SLURM_PROCID, RANK; NODE_RANK of the first process of another node)."""
+    from pytorch_lightning.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0 and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
@@ -137,6 +167,8 @@ def resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> None:
+    if not is_global_zero():  # DDP: every rank runs train(); rank 0 writes the run's files
+        return
     tmp = run_dir / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float))
     tmp.replace(run_dir / "metrics.json")
@@ -183,9 +215,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             "resume with ckpt_path=last, or pass overwrite=true"
         )
     hydra_dir = run_dir / ".hydra"
-    if hydra_dir.is_dir():  # Hydra saved the unresolved config; keep the resolved one a user can rerun
+    if hydra_dir.is_dir() and is_global_zero():  # Hydra saved the unresolved config; keep the resolved one
         (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    dm, task, trainer = build_objects(cfg, run_dir)
+    dm, task, trainer = build_objects(cfg, run_dir, ckpt)
+    from gan_lab.callbacks.distributed import check_resume_world_size, check_single_run
+
+    check_single_run(trainer.num_devices * trainer.num_nodes)
+    check_resume_world_size(ckpt, trainer.num_devices * trainer.num_nodes)
     status, error = "completed", None
     try:
         trainer.fit(task, datamodule=dm, ckpt_path=ckpt)

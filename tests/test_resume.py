@@ -55,6 +55,20 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
             for name, t in st.items():
                 assert torch.equal(torch.as_tensor(t), torch.as_tensor(ob["state"][pid][name])), (pid, name)
     assert torch.equal(ca["rng_state"]["torch"], cb["rng_state"]["torch"])
+    # the history before the kill survives the resume: metrics.csv rows (Lightning's writer deletes the file)
+    ha, hb = history(a), history(b)
+    assert min(hb) < 100 and max(hb) == max(ha)  # rows from before the kill and after the resume
+    assert set(ha) - set(hb) <= set(range(101, 121))  # only rows never flushed before the SIGKILL are gone
+    first_after = min(s for s in hb if s > 120)  # its window averages only the steps since the resume
+    assert all(hb[s] == ha[s] for s in hb if s != first_after), [s for s in hb if hb[s] != ha[s]][:5]
+
+
+def history(run_dir) -> dict[int, str]:
+    """step -> train/g_loss of a run's metrics.csv."""
+    import csv
+
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        return {int(r["step"]): r["train/g_loss"] for r in csv.DictReader(f) if r.get("train/g_loss")}
 
 
 def test_checkpoint_of_another_model_gives_one_line(tmp_path):
