@@ -23,14 +23,16 @@ def history_logger(run_dir: Path, resume_ckpt: str | None = None):
     import torch
     from pytorch_lightning.loggers import CSVLogger
 
+    from gan_lab.train import is_global_zero
+
     path = Path(run_dir) / "metrics.csv"
     header, rows = [], []
-    if resume_ckpt and path.is_file():
+    if resume_ckpt and path.is_file() and is_global_zero():  # other DDP ranks write no history
         step = int(torch.load(resume_ckpt, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
         header, rows = _rows_until(path, step)
     logger = CSVLogger(save_dir=str(run_dir), name="", version="")
     writer = logger.experiment  # created now: this is where Lightning deletes the old file
-    if rows and hasattr(writer, "metrics_keys"):  # rank 0 (other ranks get a dummy writer)
+    if rows:
         with path.open("w", newline="") as f:
             out = csv.DictWriter(f, fieldnames=header)
             out.writeheader()
