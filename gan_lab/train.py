@@ -242,6 +242,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 "the run that wrote it"
             ) from None
         raise
+    except BaseException:  # Ctrl+C: Lightning shuts down gracefully, then calls sys.exit(1)
+        status, error = "failed", "interrupted"
+        raise
     finally:
         metrics = final_metrics(task, trainer, status, error, t0)
         write_metrics(run_dir, metrics)

@@ -193,6 +193,28 @@ def test_divergence_is_recorded_not_crashed(tmp_path):
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
 
+def test_ctrl_c_is_recorded_as_interrupted_not_completed(tmp_path):
+    """Lightning answers Ctrl+C with a graceful shutdown and sys.exit(1): the run must not read 'completed'."""
+    import json
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):
+            train_run(
+                tmp_path,
+                "model=gan_mlp",
+                "data=toy2d_ring",
+                "trainer.max_steps=50",
+                "+callbacks.stop._target_=gan_lab.callbacks.faults.InterruptAtStep",
+                "+callbacks.stop.step=7",
+            )
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores SIGINT after the first one
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["status"] == "failed" and m["error"] == "interrupted" and m["steps"] == 7, m
+
+
 def test_metrics_written_for_images_and_points(tmp_path):
     """The evaluation callback fills metrics.json (image metrics on digits, mode metrics on the ring)."""
     m = train_run(

@@ -18,6 +18,17 @@ class KillAtStep(pl.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class InterruptAtStep(pl.Callback):
+    """Ctrl+C after `step` batches (KeyboardInterrupt: Lightning shuts down and exits with status 1)."""
+
+    def __init__(self, step: int):
+        self.step = int(step)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
 class NaNAtStep(pl.Callback):
     """Sets every generator weight to NaN after `step` batches (a divergence, for the divergence tests)."""
 
