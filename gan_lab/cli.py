@@ -1,7 +1,9 @@
 """`gan-lab train|compare ...` and one-line errors for bad input.
 
 gan-lab train model=gan_mlp data=toy2d_ring       # same as python -m gan_lab.train ...
+gan-lab evaluate ckpt=outputs/2026-11-21/12-00-00/checkpoints/last.ckpt n_samples=10000
 gan-lab compare multirun/2026-11-21/12-00-00
+gan-lab reproduce pacgan_ring --seeds 3          # same as python -m gan_lab.reproduce ...
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import sys
 
 COMMANDS = {
     "train": "gan_lab.train",
+    "evaluate": "gan_lab.evaluate",
     "compare": "gan_lab.compare",
+    "reproduce": "gan_lab.reproduce",
 }
 
 
