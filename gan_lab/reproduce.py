@@ -67,6 +67,16 @@ _TOY = (
     "G 3 x 128 + batch norm, D 2 x 128 LeakyReLU, lr 1e-3, {steps} iterations; z, batches, beta1 and the "
     "2,500 samples as in the paper."
 )
+
+
+def _toy_metrics(n_modes: int) -> tuple[Metric, ...]:
+    return (
+        Metric("modes_captured", f"modes (of {n_modes})", digits=1),
+        Metric("hq_fraction", "high-quality samples %", 100.0, 1),
+        Metric("reverse_kl", "reverse KL", digits=2),
+    )
+
+
 ENTRIES = {
     e.name: e
     for e in (
@@ -75,11 +85,7 @@ ENTRIES = {
             "PacGAN Table 1: 2-D ring of 8 Gaussians (radius 1, sigma 0.01)",
             "Lin et al. 2018, PacGAN: The power of two samples in generative adversarial networks, Table 1",
             _TOY,
-            (
-                Metric("modes_captured", "modes (of 8)", digits=1),
-                Metric("hq_fraction", "high-quality samples %", 100.0, 1),
-                Metric("reverse_kl", "reverse KL", digits=2),
-            ),
+            _toy_metrics(8),
             (
                 Model(
                     "GAN",
@@ -98,11 +104,7 @@ ENTRIES = {
             "PacGAN Table 1: 2-D grid of 25 Gaussians ({-4,-2,0,2,4}^2, sigma 0.05)",
             "Lin et al. 2018, PacGAN, Table 1",
             _TOY,
-            (
-                Metric("modes_captured", "modes (of 25)", digits=1),
-                Metric("hq_fraction", "high-quality samples %", 100.0, 1),
-                Metric("reverse_kl", "reverse KL", digits=2),
-            ),
+            _toy_metrics(25),
             (
                 Model(
                     "GAN",
