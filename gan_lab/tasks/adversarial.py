@@ -8,6 +8,17 @@ Tricks plug into the named hooks of `gan_lab.tricks.base` and never into task co
 Step counting: `global_step` counts batches (generator iterations), not optimizer steps: only the
 last G update of a batch goes through Lightning's step counter, so `trainer.max_steps`, checkpoint
 names and logger x-axes are in iterations whatever the D/G schedule.
+
+Per-batch cost: for small models (the 2-D MLP GAN steps in ~10 ms) Lightning's hook dispatch around each
+backward and optimizer step is a visible share of the step. When nothing listens to those hooks
+(`on_before_backward`, `on_after_backward`, `on_before_optimizer_step` not overridden by the task or any
+callback; one device; fp32 or bf16-mixed precision, which need no loss scaling) the loop calls
+`loss.backward()` and `optimizer.step()` itself: the same operations Lightning would run, minus its no-op
+hooks. Anything else (DDP, 16-mixed, a gradient-norm callback) goes through Lightning as before.
+
+GPU options (`model.channels_last`, `model.compile`) are applied to the nets in `configure_model`, before
+Lightning moves the task to its device and builds the optimizers (`gpu_options_check`, `apply_gpu_options`);
+with channels_last each batch is converted as the training step starts.
 """
 
 from __future__ import annotations
@@ -74,6 +85,88 @@ def _noop():
     return None
 
 
+def gpu_options_check(model: str, channels_last, compile, data_shape) -> tuple[bool, bool]:
+    """Validate `model.channels_last` / `model.compile` before anything is built (one-line ConfigError)."""
+    from gan_lab.errors import ConfigError
+
+    for key, value in (("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"model.{key}={value!r} must be a boolean; allowed true, false")
+    if channels_last and (data_shape is None or len(data_shape) != 3):
+        raise ConfigError(
+            f"model.channels_last=true needs image data (C x H x W samples); model={model} has samples of shape "
+            f"{tuple(data_shape) if data_shape is not None else None}; allowed model.channels_last=false"
+        )
+    if compile:
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            raise ConfigError(
+                f"model.compile=true: torch.compile is not supported with this Python/torch ({torch.__version__}); "
+                "allowed model.compile=false"
+            )
+        if not torch.cuda.is_available():  # CPU code generation (inductor) compiles C++
+            import os
+            import shutil
+
+            cxx = os.environ.get("CXX") or "c++"
+            if shutil.which(cxx) is None and shutil.which("g++") is None:
+                raise ConfigError(
+                    f"model.compile=true needs a C++ compiler for torch.compile (inductor) on the CPU: {cxx!r} and "
+                    "'g++' are not found (install one or set CXX); allowed model.compile=false"
+                )
+    return channels_last, compile
+
+
+def apply_gpu_options(modules, channels_last: bool, compile: bool) -> None:
+    """channels_last: 4-D parameters and buffers in NHWC memory order (other tensors are left alone);
+    compile: `torch.compile` of each module's forward (the module and its state-dict keys stay as they are,
+    so checkpoints are interchangeable with uncompiled runs; hooks such as spectral norm run eagerly)."""
+    for m in modules:
+        if channels_last:
+            m.to(memory_format=torch.channels_last)
+        if compile and not getattr(m, "_gan_lab_compiled", False):
+            m.forward = torch.compile(m.forward)
+            m._gan_lab_compiled = True
+
+
+def to_channels_last(batch):
+    """4-D tensors of a batch (images, masks) in channels_last memory order; everything else as it is."""
+    if isinstance(batch, torch.Tensor):
+        return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_channels_last(b) for b in batch)
+    return batch
+
+
+def _silent(trainer, module, hooks) -> bool:
+    """Neither the task nor any callback overrides `hooks` (Lightning's defaults do nothing)."""
+    for hook in hooks:
+        if getattr(type(module), hook) is not getattr(pl.LightningModule, hook):
+            return False
+        if any(getattr(type(cb), hook) is not getattr(pl.Callback, hook) for cb in trainer.callbacks):
+            return False
+    return True
+
+
+def direct_paths(trainer, module) -> tuple[bool, bool]:
+    """(backward, optimizer step) may bypass Lightning's dispatch: see the module doc."""
+    from pytorch_lightning.plugins.precision import MixedPrecision, Precision
+    from pytorch_lightning.strategies import SingleDeviceStrategy
+
+    pp = trainer.precision_plugin
+    plain = type(trainer.strategy) is SingleDeviceStrategy and (
+        type(pp) is Precision or (type(pp) is MixedPrecision and pp.scaler is None)
+    )
+    backward = (
+        plain
+        and type(module).backward is pl.LightningModule.backward
+        and _silent(trainer, module, ("on_before_backward", "on_after_backward"))
+    )
+    step = plain and _silent(trainer, module, ("on_before_optimizer_step",))
+    return backward, step
+
+
 def _adam(params, kw: dict):
     kw = dict(kw)
     name = kw.pop("name", "adam")
@@ -99,10 +192,15 @@ class AdversarialTask(pl.LightningModule):
         name: str = "",
         cond_shape: tuple | list | None = None,
         adv_weight: float = 1.0,
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
+        self.channels_last, self.compile_nets = gpu_options_check(
+            name or type(self).__name__, channels_last, compile, data_shape
+        )
         self.data_shape = tuple(data_shape) if data_shape is not None else None
         self.cond_shape = tuple(cond_shape) if cond_shape is not None else None
         self.adv_loss = get_loss(loss)
@@ -117,6 +215,16 @@ class AdversarialTask(pl.LightningModule):
         self.tricks.setup(self)
         self.last_logged: dict[str, float] = {}
         self.window = LossWindow(self.last_logged)
+        self._direct_for = None  # the trainer `_direct_backward` / `_direct_step` were decided for
+        self._direct_backward = self._direct_step = False
+
+    def __setattr__(self, name, value):
+        # Lightning sets `_current_fx_name` around every hook call (20+ times a batch); a plain attribute,
+        # so nn.Module's parameter/buffer/module bookkeeping is skipped for it
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # ---- what a task supplies --------------------------------------------------------------------
     def generator_extra(self) -> dict:
@@ -140,6 +248,11 @@ class AdversarialTask(pl.LightningModule):
         return None, {}
 
     # ---- the loop --------------------------------------------------------------------------------
+    def configure_model(self):
+        """GPU options on G, D and the trick modules (EMA copy); before the optimizers are built."""
+        apply_gpu_options([self.generator, self.discriminator, self.tricks], self.channels_last, False)
+        apply_gpu_options([self.generator, self.discriminator], False, self.compile_nets)
+
     def configure_optimizers(self):
         return _adam(self.generator.parameters(), self.g_opt_kw), _adam(self.discriminator.parameters(), self.d_opt_kw)
 
@@ -149,18 +262,33 @@ class AdversarialTask(pl.LightningModule):
     def d_features(self, x, cond, step: int):
         return self.discriminator.features(self.tricks.d_input(self.d_inputs(x, cond), step))
 
+    def _backward(self, loss):
+        if self._direct_backward:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
+
     def _step(self, opt, counted: bool):
         if self.grad_clip:
             self.clip_gradients(opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
-        if counted:
+        if self._direct_step:  # what LightningOptimizer.step does when no hook listens
+            if counted:
+                opt._on_before_step()  # the manual loop's step counter (global_step) and profiler
+            opt.optimizer.step()
+            if counted:
+                opt._on_after_step()
+        elif counted:
             opt.step()
         else:  # same precision/strategy path as LightningOptimizer.step, without advancing global_step
             self.trainer.strategy.optimizer_step(opt.optimizer, _noop)
 
     def training_step(self, batch, batch_idx):
+        if self._direct_for is not self._trainer:  # once per fit: the callbacks and plugins are known by now
+            self._direct_backward, self._direct_step = direct_paths(self.trainer, self)
+            self._direct_for = self._trainer
         opt_g, opt_d = self.optimizers()
         step = self.global_step
-        real, cond = self.unpack(batch)
+        real, cond = self.unpack(to_channels_last(batch) if self.channels_last else batch)
         n = real.shape[0]
         loss_d = penalty = None
         for _ in range(self.tricks.d_steps(step, 1) if self.adv_weight else 0):
@@ -173,7 +301,7 @@ class AdversarialTask(pl.LightningModule):
             penalty = self.tricks.d_penalty(self, real, fake, cond, step)
             total_d = loss_d if penalty is None else loss_d + penalty
             opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(total_d)
+            self._backward(total_d)
             self._step(opt_d, counted=False)
         k = self.tricks.g_steps(step, 1)
         for i in range(k):
@@ -190,12 +318,15 @@ class AdversarialTask(pl.LightningModule):
                 if term is not None:
                     total_g = total_g + term
             opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(total_g)
+            self._backward(total_g)
             self._step(opt_g, counted=i == k - 1)
             self.tricks.after_g_step(self, step)
         logs = {"g_loss": loss_g, "g_total": total_g, **extra_logs}
         if loss_d is not None:
             logs["d_loss"] = loss_d
+            with torch.no_grad():  # D's accuracy on the last D step (logit > 0 = "real"); read by the monitor
+                logs["d_acc_real"] = torch.mean(out_real > 0, dtype=torch.float32)
+                logs["d_acc_fake"] = torch.mean(out_fake <= 0, dtype=torch.float32)
             if penalty is not None:
                 logs["d_penalty"] = penalty
         self._accumulate(logs)
@@ -203,10 +334,13 @@ class AdversarialTask(pl.LightningModule):
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
     def _accumulate(self, logs: dict):
         self.window.add(logs)
-        every = max(1, self.trainer.log_every_n_steps) if self._trainer is not None else 1
-        if self.global_step % every == 0 or self.trainer.fast_dev_run:  # global_step already counts this batch
-            out = self.window.flush(self.global_step)
-            if out:
+        trainer = self._trainer
+        every = max(1, trainer.log_every_n_steps) if trainer is not None else 1
+        step = self.global_step  # already counts this batch
+        if step % every == 0 or (trainer is not None and trainer.fast_dev_run):
+            out = self.window.flush(step)
+            if out:  # host tensors: Lightning re-reads progress-bar values every batch (.item(): no GPU sync)
+                out = {k: torch.tensor(v, dtype=torch.float32) for k, v in out.items()}
                 self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
     def on_train_end(self):

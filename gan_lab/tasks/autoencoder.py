@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from gan_lab.errors import ConfigError, check_range
 from gan_lab.nets.autoencoder import build_autoencoder
-from gan_lab.tasks.adversarial import _adam
+from gan_lab.tasks.adversarial import _adam, apply_gpu_options, gpu_options_check, to_channels_last
 from gan_lab.tasks.loss_window import LossWindow
 
 RECON_LOSSES = ("mse", "bce")
@@ -59,10 +59,13 @@ class AutoencoderTask(pl.LightningModule):
         tricks: dict | None = None,
         cond_shape: tuple | list | None = None,
         name: str = "",
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
         model = name or ("vae" if variational else "ae")
+        self.channels_last, self.compile_nets = gpu_options_check(model, channels_last, compile, data_shape)
         if tricks:
             names = ",".join(tricks) if isinstance(tricks, dict) else ",".join(str(t) for t in tricks)
             raise ConfigError(f"trick={names} applies to adversarial tasks; model={model} has no discriminator")
@@ -136,11 +139,17 @@ class AutoencoderTask(pl.LightningModule):
         return {"recon_loss": recon, "loss": recon}
 
     # ---- training --------------------------------------------------------------------------------
+    def configure_model(self):
+        """GPU options (README "GPU options"), before the optimizer is built."""
+        apply_gpu_options([self.encoder, self.decoder], self.channels_last, self.compile_nets)
+
     def configure_optimizers(self):
         return _adam(self.parameters(), self.opt_kw)
 
     def training_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if self.channels_last:
+            x = to_channels_last(x)
         logs = self.losses(x, self.global_step)
         self._accumulate(logs)
         return logs["loss"]
@@ -153,6 +162,8 @@ class AutoencoderTask(pl.LightningModule):
         # passes step metrics to the loggers only for batches with (b + 1) % log_every_n_steps == 0
         if (self.global_step + 1) % every == 0 or (self._trainer is not None and self.trainer.fast_dev_run):
             out = self.window.flush(self.global_step)
+            # host tensors: Lightning re-reads progress-bar values every batch (.item(): no GPU sync per step)
+            out = {k: torch.tensor(v, dtype=torch.float32) for k, v in out.items()}
             self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
     def on_train_end(self):

@@ -22,13 +22,16 @@ class LossWindow:
         self.last = last
 
     def add(self, logs: dict[str, torch.Tensor]) -> None:
-        keys = tuple(sorted(logs))
-        vals = torch.stack([logs[k].detach().float() for k in keys])
-        if self.keys != keys:  # a different set of losses starts a new window
-            self.flush()
-            self.keys, self.sums, self.n = keys, vals, 1
-        else:
-            self.sums, self.n = self.sums + vals, self.n + 1
+        """Two tensor ops per step (one stack, one add): no per-value detach/cast. The sums are float32
+        (a window starts from a float32 copy; adding lower-precision values promotes them)."""
+        keys = tuple(logs)  # the loop builds its dict in the same order every step
+        with torch.no_grad():
+            vals = torch.stack(list(logs.values()))
+            if self.keys != keys:  # a different set of losses starts a new window
+                self.flush()
+                self.keys, self.sums, self.n = keys, vals.float(), 1
+            else:
+                self.sums, self.n = self.sums + vals, self.n + 1
 
     def finite(self) -> bool:
         return self.sums is None or bool(torch.isfinite(self.sums).all())
@@ -38,7 +41,7 @@ class LossWindow:
         if self.sums is None or self.n == 0:
             return {}
         means = (self.sums / self.n).tolist()
-        out = {f"train/{k}": v for k, v in zip(self.keys, means)}
+        out = {f"train/{k}": v for k, v in sorted(zip(self.keys, means))}
         self.keys, self.sums, self.n = None, None, 0
         if not all(math.isfinite(v) for v in means):
             raise GANDiverged(f"non-finite loss at step {step}: {out}")

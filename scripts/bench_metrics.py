@@ -1,0 +1,115 @@
+"""Time of the image metrics on 10k generated vs 10k real digits images (digits feature net, 128-d).
+
+    python scripts/bench_metrics.py                  # 10k vs 10k, torch's default threads
+    python scripts/bench_metrics.py --n 10000 --threads 1
+
+The scikit-learn digits have 1617 training images, so both sets are made from them: each image shifted by
+up to 2 px and with Gaussian noise (std 0.05 for "real", 0.15 for "generated", different seeds). Metric
+time depends on the number and size of the feature vectors, not on what the images show.
+Printed: the time of each part (embedding the generated images, FID, KID with 100 subsets of 1000,
+precision/recall (k=3) + density/coverage (k=5), NDB, diversity), then `compute_metrics` as a training
+run calls it: first call (reference features computed and written to the disk cache), second call in the
+same process (reference from memory) and a call with only the disk cache (a new run on the same data).
+The target (issue 8): FID/KID and precision/recall on 10k samples under 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+TARGET_S = 10.0
+
+
+def jittered(images: torch.Tensor, n: int, noise: float, seed: int) -> torch.Tensor:
+    """n images drawn from `images`, each rolled by up to 2 px in x and y, plus Gaussian noise, in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(images), (n,), generator=g)
+    shifts = torch.randint(-2, 3, (n, 2), generator=g)
+    out = images[idx].clone()
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            sel = ((shifts[:, 0] == dy) & (shifts[:, 1] == dx)).nonzero().flatten()
+            out[sel] = torch.roll(out[sel], shifts=(dy, dx), dims=(-2, -1))
+    return (out + noise * torch.randn(out.shape, generator=g)).clamp(-1, 1)
+
+
+def timed(label: str, fn, rows: list):
+    t = time.perf_counter()
+    out = fn()
+    rows.append((label, time.perf_counter() - t))
+    print(f"  {label:58s} {rows[-1][1]:7.2f} s", flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=10_000, help="generated and real images each")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cache = tempfile.TemporaryDirectory()
+    os.environ["GAN_LAB_CACHE"] = cache.name  # a fresh disk cache: the first call really computes
+
+    from gan_lab.data.digits import DigitsDataModule
+    from gan_lab.metrics import fid as fid_mod
+    from gan_lab.metrics.evaluate import compute_metrics
+    from gan_lab.metrics.features import embed, load_feature_net
+    from gan_lab.metrics.mode_collapse import diversity, ndb, ndb_bins
+    from gan_lab.metrics.prdc import knn_sq, prdc
+
+    dm = DigitsDataModule(size=32, batch_size=64)
+    dm.setup("fit")
+    base = dm.split_tensors("train")[0]
+    real = jittered(base, args.n, 0.05, seed=1)
+    fake = jittered(base, args.n, 0.15, seed=2)
+    dm._train = (real, torch.zeros(len(real), dtype=torch.int64))  # the reference: 10k images of digits
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; {args.n} generated vs {args.n} real")
+
+    net = load_feature_net("digits")
+    rows: list[tuple[str, float]] = []
+    print("parts:")
+    f_real = timed("embed real (reference, uncached)", lambda: embed(net, real).float(), rows)
+    f_fake, logits = timed("embed generated", lambda: embed(net, fake, logits=True), rows)
+    timed("FID", lambda: fid_mod.fid(f_real, f_fake), rows)
+    timed("KID (100 subsets of 1000)", lambda: fid_mod.kid(f_real, f_fake, 100, 1000), rows)
+    knn = timed("k-NN radii of the reference (k=5; cached after)", lambda: knn_sq(f_real, 5), rows)
+    timed("precision/recall k=3 + density/coverage k=5", lambda: prdc(f_real, f_fake, 3, 5, real_knn=knn), rows)
+    bins = timed("NDB bins of the reference (k-means, cached after)", lambda: ndb_bins(f_real, 50), rows)
+    timed("NDB", lambda: ndb(f_real, f_fake, centroids=bins), rows)
+    timed("diversity", lambda: diversity(f_real, f_fake), rows)
+    parts = dict(rows)
+    core = ("embed generated", "FID", "KID (100 subsets of 1000)", "precision/recall k=3 + density/coverage k=5")
+    core_cached = sum(parts[k] for k in core)
+    reference = ("embed real (reference, uncached)", "k-NN radii of the reference (k=5; cached after)")
+    core_cold = core_cached + sum(parts[k] for k in reference)
+
+    print("compute_metrics (every metric, as a training run calls it):")
+    calls = []
+    for label in ("first call (reference computed, written to disk)", "second call (reference from memory)"):
+        m, proto = timed(label, lambda: compute_metrics(fake, dm, n_real=args.n), calls)
+        print(f"    reference_cache={proto['reference_cache']}  fid {m['fid']:.3f}  kid {m['kid']:.4f}  "
+              f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  density {m['density']:.3f}  "
+              f"coverage {m['coverage']:.3f}")  # fmt: skip
+    fid_mod._MEMO.clear()  # a new process: only the disk cache is left
+    m, proto = timed("new process, disk cache", lambda: compute_metrics(fake, dm, n_real=args.n), calls)
+    print(f"    reference_cache={proto['reference_cache']}")
+    cache.cleanup()
+
+    ok = core_cached < TARGET_S
+    print(
+        f"FID + KID + precision/recall/density/coverage on {args.n} vs {args.n}: {core_cached:.2f} s with the "
+        f"reference cached (target < {TARGET_S:.0f} s) {'OK' if ok else 'ABOVE TARGET'}; {core_cold:.2f} s when the "
+        f"reference is embedded too (first evaluation of a run without a disk cache)"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
