@@ -1,4 +1,4 @@
-"""`gan-lab train|compare ...` and one-line errors for bad input.
+"""`gan-lab train|evaluate|compare|reproduce ...` and one-line errors for bad input.
 
 gan-lab train model=gan_mlp data=toy2d_ring       # same as python -m gan_lab.train ...
 gan-lab evaluate ckpt=outputs/2026-11-21/12-00-00/checkpoints/last.ckpt n_samples=10000
