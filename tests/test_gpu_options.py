@@ -39,16 +39,23 @@ def build_task(run_dir, *overrides):
 
 
 class Listener(pl.Callback):
-    """Overrides the backward and optimizer-step hooks (counting calls), so the loop must use Lightning's."""
+    """Listens to the backward and optimizer-step hooks: counts the calls and records what it was given."""
 
     def __init__(self):
-        self.calls = 0
+        self.calls, self.seen = 0, []
 
     def on_before_backward(self, trainer, pl_module, loss):
         self.calls += 1
+        self.seen.append(("before_backward", pl_module._current_fx_name, loss.item(), loss.requires_grad))
+
+    def on_after_backward(self, trainer, pl_module):
+        self.seen.append(("after_backward", pl_module._current_fx_name))
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         self.calls += 1
+        which = trainer.optimizers.index(optimizer)  # the raw torch optimizer, as Lightning passes it
+        grads = [p.grad.sum().item() for p in optimizer.param_groups[0]["params"] if p.grad is not None]
+        self.seen.append(("before_step", pl_module._current_fx_name, which, grads, torch.is_grad_enabled()))
 
 
 class Record(pl.Callback):
@@ -67,37 +74,56 @@ class Record(pl.Callback):
 
 # ---- the direct backward / optimizer-step path ----------------------------------------------------------
 @pytest.mark.parametrize("tricks", ["[]", "[label_flip,instance_noise,ema,d_dropout]", "[r1,g_steps,label_smoothing]"])
-def test_direct_path_trains_exactly_as_lightnings(tricks, tmp_path):
-    direct, _ = fit(tmp_path / "a", *MLP, "seed=3", f"trick={tricks}", steps=12)
-    listener = Listener()
-    hooked, _ = fit(tmp_path / "b", *MLP, "seed=3", f"trick={tricks}", callbacks=[listener], steps=12)
-    assert direct._direct_backward and direct._direct_step
-    assert not hooked._direct_backward and not hooked._direct_step
+def test_direct_path_trains_exactly_as_lightnings(tricks, tmp_path, monkeypatch):
+    """The same run three ways: direct (no listener), direct calling a listening callback, and Lightning's own
+    dispatch (forced): identical weights, optimizer states and logs; the listener sees every call."""
+    import gan_lab.tasks.adversarial as adv
+
+    args = (*MLP, "seed=3", f"trick={tricks}")
+    direct, _ = fit(tmp_path / "a", *args, steps=12)
+    heard = Listener()
+    called, _ = fit(tmp_path / "b", *args, callbacks=[heard], steps=12)
+    monkeypatch.setattr(adv, "direct_paths", lambda trainer, module: (None, None))
+    heard_pl = Listener()
+    lightning, _ = fit(tmp_path / "c", *args, callbacks=[heard_pl], steps=12)
+    assert direct._direct_backward == [] and direct._direct_step == []
+    assert called._direct_backward == [heard] and called._direct_step == [heard]
+    assert lightning._direct_backward is None and lightning._direct_step is None
     g_steps = 5 if "g_steps" in tricks else 1  # trick g_steps: k=5 generator updates per batch (its default)
-    assert listener.calls == 12 * 2 * (1 + g_steps)  # every backward and optimizer step went through Lightning
-    assert direct.global_step == hooked.global_step == 12
-    for (k, a), b in zip(direct.state_dict().items(), hooked.state_dict().values()):
-        assert torch.equal(a, b), k
-    for oa, ob in zip(direct.trainer.optimizers, hooked.trainer.optimizers):
-        for pa, pb in zip(oa.state.values(), ob.state.values()):
-            assert all(torch.equal(pa[n], pb[n]) for n in pa)
-    assert direct.last_logged == hooked.last_logged
+    assert heard.calls == heard_pl.calls == 12 * 2 * (1 + g_steps)  # every backward and every optimizer step
+    assert heard.seen == heard_pl.seen  # same hook names, optimizers and losses, in the same order
+    for task in (called, lightning):
+        assert task.global_step == direct.global_step == 12
+        for (k, a), b in zip(direct.state_dict().items(), task.state_dict().values()):
+            assert torch.equal(a, b), k
+        for oa, ob in zip(direct.trainer.optimizers, task.trainer.optimizers):
+            for pa, pb in zip(oa.state.values(), ob.state.values()):
+                assert all(torch.equal(pa[n], pb[n]) for n in pa)
+        assert task.last_logged == direct.last_logged
 
 
-def test_direct_path_only_without_listeners_and_scaling(tmp_path):
+def test_direct_path_only_on_one_device_without_scaling(tmp_path):
+    from pytorch_lightning.plugins.precision import MixedPrecision
+
     from gan_lab.tasks.adversarial import direct_paths
 
     task, trainer = fit(tmp_path, *MLP, steps=1)
-    assert direct_paths(trainer, task) == (True, True)
-    trainer.callbacks.append(Listener())
-    assert direct_paths(trainer, task) == (False, False)
-    trainer.callbacks.pop()
-    from pytorch_lightning.plugins.precision import MixedPrecision
-
+    assert direct_paths(trainer, task) == ([], [])
     trainer.strategy.precision_plugin = MixedPrecision("bf16-mixed", "cpu")
-    assert direct_paths(trainer, task) == (True, True)
+    assert direct_paths(trainer, task) == ([], [])
     trainer.strategy.precision_plugin.scaler = object()  # as with 16-mixed: the loss must be scaled
-    assert direct_paths(trainer, task) == (False, False)
+    assert direct_paths(trainer, task) == (None, None)
+
+
+def test_task_overriding_a_hook_goes_through_lightning(tmp_path, monkeypatch):
+    from gan_lab.tasks.adversarial import direct_paths
+    from gan_lab.tasks.gan import GANTask
+
+    task, trainer = fit(tmp_path, *MLP, steps=1)
+    monkeypatch.setattr(GANTask, "on_before_optimizer_step", lambda self, optimizer: None, raising=False)
+    assert direct_paths(trainer, task) == ([], None)
+    monkeypatch.setattr(GANTask, "on_after_backward", lambda self: None, raising=False)
+    assert direct_paths(trainer, task) == (None, None)
 
 
 # ---- bf16-mixed ---------------------------------------------------------------------------------------
@@ -111,7 +137,7 @@ def test_bf16_mixed_trains_under_autocast(net, tmp_path):
                         callbacks=[Record(lambda out: seen.append(out.dtype))], steps=4)  # fmt: skip
     assert type(trainer.precision_plugin).__name__ == "MixedPrecision"
     assert seen and set(seen) == {torch.bfloat16}
-    assert task._direct_backward and task._direct_step  # bf16 needs no loss scaling
+    assert task._direct_backward is not None and task._direct_step is not None  # bf16 needs no loss scaling
     assert all(p.dtype == torch.float32 for p in task.parameters())
     logged = task.last_logged
     assert {"train/d_loss", "train/g_loss", "train/d_acc_real", "train/d_acc_fake"} <= set(logged)

@@ -10,11 +10,12 @@ last G update of a batch goes through Lightning's step counter, so `trainer.max_
 names and logger x-axes are in iterations whatever the D/G schedule.
 
 Per-batch cost: for small models (the 2-D MLP GAN steps in ~10 ms) Lightning's hook dispatch around each
-backward and optimizer step is a visible share of the step. When nothing listens to those hooks
-(`on_before_backward`, `on_after_backward`, `on_before_optimizer_step` not overridden by the task or any
-callback; one device; fp32 or bf16-mixed precision, which need no loss scaling) the loop calls
-`loss.backward()` and `optimizer.step()` itself: the same operations Lightning would run, minus its no-op
-hooks. Anything else (DDP, 16-mixed, a gradient-norm callback) goes through Lightning as before.
+backward and optimizer step (every callback's hook, most of them no-ops, each in a profiler context) is a
+visible share of the step. On one device in fp32 or bf16-mixed precision (no loss scaling) the loop calls
+`loss.backward()` and `optimizer.step()` itself, and calls only the callbacks that override
+`on_before_backward` / `on_after_backward` / `on_before_optimizer_step` (e.g. the training monitor's gradient
+norms), in Lightning's order and with its arguments: the same operations as Lightning's path, minus the
+no-op hooks. DDP, 16-mixed (scaled losses), or a task that overrides those hooks go through Lightning.
 
 GPU options (`model.channels_last`, `model.compile`) are applied to the nets in `configure_model`, before
 Lightning moves the task to its device and builds the optimizers (`gpu_options_check`, `apply_gpu_options`);
@@ -139,18 +140,17 @@ def to_channels_last(batch):
     return batch
 
 
-def _silent(trainer, module, hooks) -> bool:
-    """Neither the task nor any callback overrides `hooks` (Lightning's defaults do nothing)."""
-    for hook in hooks:
-        if getattr(type(module), hook) is not getattr(pl.LightningModule, hook):
-            return False
-        if any(getattr(type(cb), hook) is not getattr(pl.Callback, hook) for cb in trainer.callbacks):
-            return False
-    return True
+def _listeners(trainer, module, hooks) -> list | None:
+    """The callbacks overriding any of `hooks`, in the trainer's order; None when the task itself overrides
+    one (then Lightning's own dispatch runs). Lightning's default hooks do nothing."""
+    if any(getattr(type(module), h) is not getattr(pl.LightningModule, h) for h in hooks):
+        return None
+    return [cb for cb in trainer.callbacks if any(getattr(type(cb), h) is not getattr(pl.Callback, h) for h in hooks)]
 
 
-def direct_paths(trainer, module) -> tuple[bool, bool]:
-    """(backward, optimizer step) may bypass Lightning's dispatch: see the module doc."""
+def direct_paths(trainer, module) -> tuple[list | None, list | None]:
+    """(backward listeners, optimizer-step listeners): None where the step must go through Lightning
+    (see the module doc), else the callbacks the loop calls itself around `backward()` / `step()`."""
     from pytorch_lightning.plugins.precision import MixedPrecision, Precision
     from pytorch_lightning.strategies import SingleDeviceStrategy
 
@@ -158,13 +158,12 @@ def direct_paths(trainer, module) -> tuple[bool, bool]:
     plain = type(trainer.strategy) is SingleDeviceStrategy and (
         type(pp) is Precision or (type(pp) is MixedPrecision and pp.scaler is None)
     )
-    backward = (
-        plain
-        and type(module).backward is pl.LightningModule.backward
-        and _silent(trainer, module, ("on_before_backward", "on_after_backward"))
-    )
-    step = plain and _silent(trainer, module, ("on_before_optimizer_step",))
-    return backward, step
+    if not plain:
+        return None, None
+    backward = _listeners(trainer, module, ("on_before_backward", "on_after_backward"))
+    if type(module).backward is not pl.LightningModule.backward:
+        backward = None
+    return backward, _listeners(trainer, module, ("on_before_optimizer_step",))
 
 
 def _adam(params, kw: dict):
@@ -216,7 +215,7 @@ class AdversarialTask(pl.LightningModule):
         self.last_logged: dict[str, float] = {}
         self.window = LossWindow(self.last_logged)
         self._direct_for = None  # the trainer `_direct_backward` / `_direct_step` were decided for
-        self._direct_backward = self._direct_step = False
+        self._direct_backward = self._direct_step = None  # None: Lightning's path; a list: callbacks to call
 
     def __setattr__(self, name, value):
         # Lightning sets `_current_fx_name` around every hook call (20+ times a batch); a plain attribute,
@@ -262,18 +261,33 @@ class AdversarialTask(pl.LightningModule):
     def d_features(self, x, cond, step: int):
         return self.discriminator.features(self.tricks.d_input(self.d_inputs(x, cond), step))
 
+    def _call_hooks(self, callbacks, hook: str, *args):
+        """Callback hooks as Lightning calls them (same order, arguments and `_current_fx_name`)."""
+        prev, self._current_fx_name = self._current_fx_name, hook
+        for cb in callbacks:
+            getattr(cb, hook)(self.trainer, self, *args)
+        self._current_fx_name = prev
+
     def _backward(self, loss):
-        if self._direct_backward:
-            loss.backward()
-        else:
+        listeners = self._direct_backward
+        if listeners is None:
             self.manual_backward(loss)
+            return
+        if listeners:
+            self._call_hooks(listeners, "on_before_backward", loss)
+        loss.backward()
+        if listeners:
+            self._call_hooks(listeners, "on_after_backward")
 
     def _step(self, opt, counted: bool):
         if self.grad_clip:
             self.clip_gradients(opt, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
-        if self._direct_step:  # what LightningOptimizer.step does when no hook listens
+        listeners = self._direct_step
+        if listeners is not None:  # what LightningOptimizer.step does, calling only the listening callbacks
             if counted:
                 opt._on_before_step()  # the manual loop's step counter (global_step) and profiler
+            if listeners:
+                self._call_hooks(listeners, "on_before_optimizer_step", opt.optimizer)
             opt.optimizer.step()
             if counted:
                 opt._on_after_step()
