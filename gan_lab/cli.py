@@ -83,7 +83,7 @@ def _allowed_keys(cause: BaseException) -> str:
 def available_options(group: str) -> list[str]:
     from pathlib import Path
 
-    conf = Path(__file__).resolve().parent.parent / "conf" / group
+    conf = Path(__file__).resolve().parent / "conf" / group
     return sorted(p.stem for p in conf.glob("*.yaml"))
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, ListConfig
 
 from gan_lab.errors import ConfigError, check_range
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 # Top-level keys of conf/train.yaml and its groups (the file is read too, so new keys there are allowed).
 TOP_LEVEL = (
     "callbacks",

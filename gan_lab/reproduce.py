@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from gan_lab.config import CONF_DIR
 from gan_lab.errors import ConfigError, check_range
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,7 +324,7 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return hydra_compose("train", overrides=list(overrides))
 
 
@@ -453,9 +454,9 @@ def reproduce(
             if model.preset is None or (n == "sr_set5" and sr_ckpt):
                 jobs.append((model, None, None, None, None))
                 continue
-            if not (ROOT / "conf" / "experiment" / f"{model.preset}.yaml").is_file():
+            if not (CONF_DIR / "experiment" / f"{model.preset}.yaml").is_file():
                 raise ConfigError(
-                    f"reproduce {n}: experiment preset {model.preset!r} is not in conf/experiment"
+                    f"reproduce {n}: experiment preset {model.preset!r} is not in gan_lab/conf/experiment"
                     + ("; pass --sr-ckpt <an SR run's last.ckpt> instead" if n == "sr_set5" else "")
                 )
             for seed in range(seeds):

@@ -25,6 +25,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from gan_lab.config import CONF_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 # The loop alone: no external logger, no progress bar, no checkpoints; callbacks are dropped in `compose`.
 BARE = ["logger=none", "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false"]
@@ -51,7 +53,7 @@ def compose(overrides, keep_callbacks: bool = False):
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose("train", overrides=overrides)
     with open_dict(cfg):
         for name in list(cfg.get("callbacks") or {}):
@@ -183,9 +185,9 @@ def main(argv=None) -> int:
         ratio = l_rate / p_rate
         ok &= ratio >= target
         print(
-            f"{name:7s} plain {p_rate:8.1f} steps/s  gan_lab {l_rate:8.1f} steps/s  ratio {ratio:.3f} "
+            f"{name:7s} plain {p_rate:8.2f} steps/s  gan_lab {l_rate:8.2f} steps/s  ratio {ratio:.3f} "
             f"(target >= {target:.2f}) {'OK' if ratio >= target else 'BELOW TARGET'}"
-            f"  [plain {', '.join(f'{v[0]:.1f}' for v in plain)} | gan_lab {', '.join(f'{v[0]:.1f}' for v in lab)}]"
+            f"  [plain {', '.join(f'{v[0]:.2f}' for v in plain)} | gan_lab {', '.join(f'{v[0]:.2f}' for v in lab)}]"
         )
         print(
             f"{'':7s} CPU time per step: plain {p_cpu * 1e3:.2f} ms, gan_lab {l_cpu * 1e3:.2f} ms, "

@@ -23,6 +23,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from gan_lab.config import CONF_DIR  # noqa: E402  (the packaged configs)
 
 MODELS = {"ae": "decoded z ~ N(0, I)", "vae": "decoded z ~ N(0, I)", "dcgan": "G(z), z ~ N(0, I)"}
 COLUMNS = [
@@ -46,7 +47,7 @@ def compose(model: str, steps: int, seed: int, overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return hydra_compose(
             "train",
             overrides=[

@@ -13,7 +13,8 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+from gan_lab.config import CONF_DIR as CONF  # noqa: E402  (the packaged configs)
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("GAN_LAB_CACHE", str(ROOT / ".cache" / "tests"))

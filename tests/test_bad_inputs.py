@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import CONF as CONF_DIR
 from conftest import ROOT, compose_cfg, run_cli
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 
@@ -451,7 +452,7 @@ def test_catalogue_size():
 
 # ---- what must still pass validation ----------------------------------------------------------------------
 def _presets():
-    conf = ROOT / "conf"
+    conf = CONF_DIR
     out = [("model=" + p.stem,) for p in sorted((conf / "model").glob("*.yaml"))]
     out += [("model=gan_mlp", "data=" + p.stem) for p in sorted((conf / "data").glob("*.yaml"))]
     out += [("experiment=" + p.stem,) for p in sorted((conf / "experiment").glob("*.yaml"))]
