@@ -1,4 +1,5 @@
-"""Stabilization tricks (see README "Tricks"): each a small class plugged into named loop hooks."""
+"""Stabilization tricks: `trick=<name>` selects the class in `gan_lab/tricks/<name>.py`; each plugs into the
+named loop hooks of `gan_lab.tricks.base`."""
 
 from gan_lab.tricks.base import Trick, TrickSet, build_tricks
 

@@ -7,6 +7,7 @@ it, so an empty set costs nothing in the loop. Two tricks that claim the same ex
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
@@ -25,6 +26,12 @@ HOOKS = (
     "after_g_step",  # (task, step): EMA update
     "sampling_generator",  # (G) -> module used for samples and metrics
 )
+
+
+def grad_norm_sq(out, x):
+    """Per-sample ||d out / d x||^2, differentiable (for gradient penalties)."""
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return g.flatten(1).pow(2).sum(1)
 
 
 class Trick:
@@ -195,7 +202,19 @@ def build_tricks(specs, loss=None) -> TrickSet:
                 f"trick.{name} parameters are set but {name} is not a selected trick; add it to trick=[...] "
                 "(each conf/trick/<name>.yaml names its class)"
             )
-        trick = build(spec, f"trick.{name}")
+        trick = build(_current_target(name, spec), f"trick.{name}")
         trick.name = name or trick.name
         tricks.append(trick)
     return TrickSet(tricks, loss)
+
+
+# Before one module per trick, tricks lived in grouped modules; checkpoints written then name those targets.
+_GROUPED_MODULES = ("discriminator", "labels", "optim", "regularizers", "schedule")
+
+
+def _current_target(name: str, spec: dict) -> dict:
+    """`gan_lab.tricks.<group>.<Class>` in an older checkpoint's config -> `gan_lab.tricks.<name>.<Class>`."""
+    module, _, cls = str(spec["_target_"]).rpartition(".")
+    if module in {f"gan_lab.tricks.{g}" for g in _GROUPED_MODULES}:
+        return {**spec, "_target_": f"gan_lab.tricks.{name}.{cls}"}
+    return spec
