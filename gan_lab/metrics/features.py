@@ -9,6 +9,10 @@ network it was computed with.
     net = load_feature_net("digits")       # frozen, eval mode
     f = net.features(images)               # N x 128, images N x 1 x H x W in [-1, 1], any H x W
     p = net.logits(images).softmax(1)      # N x 10
+
+Other feature nets: `load_feature_net("inception")` (the FID Inception-v3 from a verified local weights
+file, gan_lab/metrics/inception.py) and `load_feature_net("<file>.pt")` (a user's TorchScript extractor).
+Every net has `name`, `version` and `describe()` (its part of the metrics protocol).
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ SHIPPED = {
               "sha256": "d23bc767d7aa"},
 }  # fmt: skip
 MNIST_ROOT = "/work/shared/data/mnist"  # default for training data; override with GAN_LAB_MNIST_ROOT
-INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 ALLOWED = (*SHIPPED, "inception")
 
 
@@ -88,7 +91,12 @@ class FeatureNet(nn.Module):
         self.head = net.head
         self.name, self.input_size, self.version = name, int(input_size), version
         self.num_features = FEATURE_DIM
+        self.per_channel = True  # multi-channel images (stacked digits) are embedded channel by channel
         self.eval().requires_grad_(False)
+
+    def describe(self) -> dict:
+        return {"feature_net": self.name, "feature_net_version": self.version,
+                "resize": f"bilinear (antialiased) to {self.input_size} x {self.input_size}"}  # fmt: skip
 
     def train(self, mode: bool = True) -> FeatureNet:  # always frozen in eval mode
         return super().train(False)
@@ -120,17 +128,33 @@ def file_version(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
-def load_feature_net(name: str) -> nn.Module:
-    """The frozen feature net `name` in {digits, mnist, inception} (cached per process)."""
+def load_feature_net(name: str, resize: str = "legacy_tf", verify_weights: bool = True) -> nn.Module:
+    """The frozen feature net `name`: digits, mnist, inception (`resize`, `verify_weights`: see
+    gan_lab.metrics.inception) or the path of a TorchScript feature extractor (cached per process)."""
+    if name == "inception":
+        from gan_lab.metrics.inception import load_inception
+
+        return load_inception(resize=resize, verify=verify_weights)
     if name not in ALLOWED:
-        raise ConfigError(f"metrics.fid.features={name!r} is not a feature net; allowed {', '.join(ALLOWED)}")
+        path = Path(str(name)).expanduser()
+        if path.suffix in (".pt", ".pth", ".ts", ".jit") or path.is_file():
+            if not path.is_file():
+                raise ConfigError(f"metrics.fid.features={name!r}: no such TorchScript file")
+            return _load_scripted_cached(str(path.resolve()), path.stat().st_mtime_ns)
+        raise ConfigError(
+            f"metrics.fid.features={name!r} is not a feature net; "
+            f"allowed {', '.join(ALLOWED)} or a TorchScript file path"
+        )
     return _load(name)
 
 
 @cache
+def _load_scripted_cached(path: str, mtime: int) -> ScriptedFeatures:
+    return _load_scripted(Path(path))
+
+
+@cache
 def _load(name: str) -> nn.Module:
-    if name == "inception":
-        return _load_inception()
     path = WEIGHTS_DIR / f"{name}.pt"
     if not path.exists():
         raise ConfigError(
@@ -142,59 +166,65 @@ def _load(name: str) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------------
-# InceptionV3 (optional): torch-fidelity's FID network through torchmetrics, only with local weights.
+# A user's TorchScript feature extractor (DINOv2, SwAV, CLIP, ... exported on the user's machine).
 
 
-def inception_weights_path() -> Path:
-    """Where the Inception weights are looked for: $GAN_LAB_INCEPTION_WEIGHTS, else torch hub's cache."""
-    env = os.environ.get("GAN_LAB_INCEPTION_WEIGHTS")
-    return Path(env) if env else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+class ScriptedFeatures(nn.Module):
+    """A TorchScript module mapping N x 3 x H x W uint8 images (the data's own size: the module does its
+    own resizing and normalisation) to N x D features. Greyscale images are repeated to RGB."""
 
+    per_channel = False
 
-class InceptionFeatures(nn.Module):
-    """2048-d pool3 features of torch-fidelity's InceptionV3 for images in [-1, 1] with 1 or 3 channels."""
-
-    input_size = 299
-    num_features = 2048
-
-    def __init__(self, path: Path):
+    def __init__(self, module: torch.jit.ScriptModule, path: Path, sha256: str):
         super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
+        self.module = module.eval()
+        self.name, self.path, self.sha256 = path.stem, path, sha256
+        self.version = sha256[:12]
+        self.num_features = None  # known after the first batch
 
-        self.inception = NoTrainInceptionV3(
-            name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
-        )
-        self.name, self.version = "inception", file_version(path)
-        self.eval().requires_grad_(False)
+    def train(self, mode: bool = True) -> ScriptedFeatures:
+        return super().train(False)
+
+    def describe(self) -> dict:
+        return {
+            "feature_net": self.name,
+            "feature_net_version": self.version,
+            "feature_net_file": self.path.name,
+            "weights_sha256": self.sha256,
+            "resize": "inside the TorchScript module (it receives uint8 images at the data's size)",
+            "quantization": "8-bit, as saved images",
+        }
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return self.inception(x).float()
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        raise ConfigError("metrics.fid.features=inception has no digit classifier; class metrics need digits, mnist")
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"feature net {self.name!r} expects N x 1|3 x H x W images, got {tuple(x.shape)}")
+        u8 = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+        f = self.module(u8)
+        if not isinstance(f, torch.Tensor) or f.dim() != 2 or len(f) != len(x):
+            got = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
+            raise ConfigError(
+                f"metrics.fid.features={str(self.path)!r} returned {got} for {len(x)} images; allowed an N x D tensor"
+            )
+        self.num_features = f.shape[1]
+        return f.float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
 
-def _load_inception() -> nn.Module:
-    path = inception_weights_path()
+def _load_scripted(path: Path) -> ScriptedFeatures:
+    from gan_lab.metrics.inception import sha256_file
+
     try:
-        import torch_fidelity  # noqa: F401
-    except ImportError:
-        ok = False
-    else:
-        ok = path.is_file()
-    if not ok:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise ConfigError(
-            "metrics.fid.features=inception needs torch-fidelity and its Inception weights: pip install "
-            f"'gan_lab[inception]' and place {INCEPTION_WEIGHTS} at {path} (or set GAN_LAB_INCEPTION_WEIGHTS)"
-        )
-    return InceptionFeatures(path)
+            f"metrics.fid.features={str(path)!r} is not a TorchScript file ({first}); allowed a module saved "
+            "with torch.jit.save that maps N x 3 x H x W uint8 images to N x D features"
+        ) from None
+    return ScriptedFeatures(module, path, sha256_file(path))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,7 +239,8 @@ def embed(net: nn.Module, images: torch.Tensor, batch_size: int = 1000, logits: 
     features are the per-channel features concatenated (N x C*D), the logits N x C x 10.
     """
     images = images.detach().cpu().float()
-    per_channel = images.shape[1] > 1 and getattr(net, "name", "") != "inception"
+    batch_size = min(batch_size, getattr(net, "batch_size", batch_size))  # Inception: 299 x 299 inputs
+    per_channel = images.shape[1] > 1 and getattr(net, "per_channel", False)
     feats, outs = [], []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size]

@@ -3,8 +3,10 @@
     f_real = real_stats(net, "digits", "train", real_images).features
     fid(f_real, net.features(fake_images)); kid(f_real, f_fake, subsets=100, subset_size=1000)
 
-FID goes through torchmetrics' `FrechetInceptionDistance` with an identity `feature` module (the
-features are computed once, outside, by the feature net). KID is torchmetrics' polynomial-kernel MMD
+FID is the Frechet distance of the Gaussians fitted to the two feature sets (float64 mean and covariance
+with ddof 1, as pytorch-fid; tr sqrt(S1 S2) from the eigenvalues of S1 S2, as torchmetrics), computed
+from statistics so that a pytorch-fid statistics file (`.npz` with `mu`, `sigma`: `save_stats` /
+`load_stats`) can stand in for the reference. KID is torchmetrics' polynomial-kernel MMD
 estimator (degree 3, gamma 1/D, coef 1; `poly_mmd`) batched over subsets in float32 with float64 sums
 (~3x faster; tests check it against `poly_mmd`), on random subsets drawn with a seeded generator, so
 the value is reproducible.
@@ -24,25 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 
+from gan_lab.errors import ConfigError
 from gan_lab.metrics.features import embed
 
 _MEMO: OrderedDict[tuple, RealStats] = OrderedDict()
 _MEMO_SIZE = 8
-
-
-class _Precomputed(nn.Module):
-    """Identity 'feature extractor' so torchmetrics' FID consumes feature vectors directly."""
-
-    def __init__(self, num_features: int):
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
 
 
 def _check(feat_real: torch.Tensor, feat_fake: torch.Tensor) -> None:
@@ -64,16 +56,25 @@ def _single_thread():
         torch.set_num_threads(n)
 
 
+def gaussian(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, covariance with ddof 1) of N x D features, float64."""
+    f = features.double()
+    return f.mean(0), torch.cov(f.T)
+
+
+def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:
+    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) in float64; the trace of the square root is the sum
+    of the square roots of the eigenvalues of S1 S2 (real parts)."""
+    mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
+    with _single_thread():  # the D x D eigendecomposition: multi-threaded LAPACK is up to 20x slower here
+        tr_sqrt = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum()
+    return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * tr_sqrt)
+
+
 def fid(feat_real: torch.Tensor, feat_fake: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two N x D feature sets (float64 statistics)."""
     _check(feat_real, feat_fake)
-    # sync_on_compute=False: the features are all here; under DDP only rank 0 evaluates, and torchmetrics'
-    # default all-gather in compute() would wait forever for the other ranks
-    m = FrechetInceptionDistance(feature=_Precomputed(feat_real.shape[1]), sync_on_compute=False)
-    m.update(feat_real.double(), real=True)
-    m.update(feat_fake.double(), real=False)
-    with _single_thread():  # its D x D eigendecomposition: multi-threaded LAPACK is up to 20x slower here
-        return float(m.compute())
+    return frechet_distance(*gaussian(feat_real), *gaussian(feat_fake))
 
 
 def poly_mmd_batched(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -99,10 +100,11 @@ def kid(
     subset_size: int = 1000,
     seed: int = 0,
     batch: int = 10,
-) -> tuple[float, float]:
+) -> tuple[float, float | None]:
     """(mean, std) of the unbiased polynomial-kernel MMD^2 over `subsets` random subsets of both sets.
 
-    `subset_size` is capped at the smaller set size (the caller's protocol should record the cap).
+    `subset_size` is capped at the smaller set size (the caller's protocol should record the cap). When
+    the capped size is the whole of both sets every subset is the same, and the std is undefined: None.
     """
     _check(feat_real, feat_fake)
     size = min(subset_size, len(feat_real), len(feat_fake))
@@ -115,6 +117,8 @@ def kid(
         jf = torch.stack([torch.randperm(len(ff), generator=g)[:size] for _ in range(nb)])
         vals.append(poly_mmd_batched(fr[ir], ff[jf]))
     v = torch.cat(vals)
+    if size == len(fr) == len(ff):
+        return float(v.mean()), None
     return float(v.mean()), float(v.std(unbiased=False))
 
 
@@ -138,9 +142,10 @@ def fingerprint(images: torch.Tensor) -> str:
 
 @dataclass
 class RealStats:
-    """Features of the reference images (N x D float32) and their mean / covariance (float64)."""
+    """Features of the reference images (N x D float32; None for a statistics file) and their mean /
+    covariance (float64)."""
 
-    features: torch.Tensor
+    features: torch.Tensor | None
     mu: torch.Tensor
     sigma: torch.Tensor
     key: tuple
@@ -165,7 +170,8 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
         _MEMO[key].source = "memory"
         return _MEMO[key]
     version, _, _, n, fp = key
-    path = cache_dir() / "real_stats" / f"{datamodule_name}_{split}_n{n}_{feature_net.name}-{version}_{fp}.pt"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{datamodule_name}_{split}")
+    path = cache_dir() / "real_stats" / f"{safe}_n{n}_{feature_net.name}-{version}_{fp}.pt"
     data, source = None, "disk"
     if path.exists():
         try:
@@ -175,7 +181,8 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
     if data is None:
         source = "computed"
         f = embed(feature_net, images).float()
-        data = {"features": f, "mu": f.double().mean(0), "sigma": torch.cov(f.double().T)}
+        mu, sigma = gaussian(f)
+        data = {"features": f, "mu": mu, "sigma": sigma}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -188,3 +195,37 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
     while len(_MEMO) > _MEMO_SIZE:
         _MEMO.popitem(last=False)
     return stats
+
+
+# ---------------------------------------------------------------------------------------------------
+# pytorch-fid statistics files
+
+
+def save_stats(path: Path, mu: torch.Tensor, sigma: torch.Tensor) -> None:
+    """Write `mu` (D) and `sigma` (D x D) as pytorch-fid's `.npz` (float64), through a temporary file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, mu=mu.double().numpy(), sigma=sigma.double().numpy())
+    os.replace(tmp, path)
+
+
+def load_stats(path: Path, key: str = "reference_stats") -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, sigma) of a pytorch-fid `.npz` statistics file (no pickles); a bad file is one ConfigError line."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "mu" not in f.files or "sigma" not in f.files:
+                raise ValueError(f"it holds {', '.join(f.files) or 'no arrays'}, not mu and sigma")
+            mu, sigma = torch.from_numpy(f["mu"].astype(np.float64)), torch.from_numpy(f["sigma"].astype(np.float64))
+    except Exception as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise ConfigError(
+            f"{key}={str(path)!r} is not a pytorch-fid statistics file ({first}); allowed an .npz with mu, sigma"
+        ) from None
+    if mu.dim() != 1 or sigma.shape != (len(mu), len(mu)) or not (mu.isfinite().all() and sigma.isfinite().all()):
+        raise ConfigError(
+            f"{key}={str(path)!r} has mu {tuple(mu.shape)} and sigma {tuple(sigma.shape)}; "
+            "allowed finite mu (D) and sigma (D x D)"
+        )
+    return mu, sigma

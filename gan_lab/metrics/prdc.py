@@ -9,34 +9,67 @@ real features r_1..r_N and fake features f_1..f_M:
     coverage  = 1/N  sum_i  1[ min_j |r_i - f_j| <= NND_k(r_i) ]
 
 Vectorised over row chunks (memory O(chunk x N)); one pass over the real-fake distances serves all four
-numbers. Squared distances from one matrix product per chunk are compared with squared radii (same
-order, no square roots).
+numbers. Squared distances are compared with squared radii (same order, no square roots).
+
+Precision of the decisions: every comparison and every radius is that of float64 distances. Distances
+come from one float32 matrix product per chunk (fast); the few pairs within a margin of a radius
+(1e-4 x (|a|^2 + |b|^2), far above float32's rounding of the product) and the k nearest neighbours behind
+each radius are recomputed exactly in float64 as |a - b|^2. (With float32 alone a sample near a ball's
+boundary flips for features of large norm.)
+
+Boundary rule: a point at distance exactly equal to a radius is inside the ball (<=, as NVlabs'
+precision/recall code); the prdc package uses < and differs only for ties, e.g. duplicated points.
 """
 
 from __future__ import annotations
 
 import torch
 
+MARGIN = 1e-4  # relative band around a radius inside which a float32 distance is recomputed in float64
+EXTRA = 4  # neighbour candidates beyond k+1 re-ranked in float64
+
 
 def sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """|a_i - b_j|^2 for all pairs, from one matrix product (clamped at 0)."""
+    """|a_i - b_j|^2 for all pairs, from one matrix product (clamped at 0), in the inputs' dtype."""
     d = torch.addmm((a * a).sum(1, keepdim=True), a, b.T, alpha=-2)
     return d.add_((b * b).sum(1)).clamp_min_(0)
 
 
-def knn_sq(x: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
-    """N x (k+1) smallest squared distances of each row of x to the rows of x (column 0: itself)."""
+def exact_sq(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor, block: int = 8192) -> torch.Tensor:
+    """float64 |a_i - b_j|^2 for the index pairs (i, j), as the sum of squared differences."""
+    out = torch.empty(len(i), dtype=torch.float64)
+    for s in range(0, len(i), block):
+        out[s : s + block] = (a[i[s : s + block]].double() - b[j[s : s + block]].double()).pow_(2).sum(1)
+    return out
+
+
+def _le(d: torch.Tensor, r: torch.Tensor, a: torch.Tensor, b: torch.Tensor, na, nb) -> torch.Tensor:
+    """Exact (float64) |a_i - b_j|^2 <= r_ij for a chunk of float32 distances d (r broadcasts to d)."""
+    r = r.expand_as(d)
+    out = d <= r
+    band = (d.double() - r).abs_() <= MARGIN * (na[:, None] + nb[None, :])
+    i, j = band.nonzero(as_tuple=True)
+    if len(i):
+        out[i, j] = exact_sq(a, b, i, j) <= r[i, j]
+    return out
+
+
+def knn_sq(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    """N x (k+1) smallest squared distances (float64) of each row of x to the rows of x (column 0: itself)."""
     if not 1 <= k < len(x):
         raise ValueError(f"k={k} needs at least k+1 points, got {len(x)}")
-    return torch.cat(
-        [
-            sq_dists(x[i : i + chunk], x).topk(k + 1, dim=1, largest=False, sorted=True).values
-            for i in range(0, len(x), chunk)
-        ]
-    )
+    x = x.float()
+    m = min(len(x), k + 1 + EXTRA)
+    out = []
+    for s in range(0, len(x), chunk):
+        cand = sq_dists(x[s : s + chunk], x).topk(m, dim=1, largest=False).indices  # c x m
+        rows = torch.arange(s, s + len(cand))[:, None].expand_as(cand)
+        exact = exact_sq(x, x, rows.reshape(-1), cand.reshape(-1)).view(cand.shape)
+        out.append(exact.sort(1).values[:, : k + 1])
+    return torch.cat(out)
 
 
-def knn_radii(x: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
+def knn_radii(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
     """Distance of each row of x to its k-th nearest other row."""
     return knn_sq(x, k, chunk)[:, k].sqrt()
 
@@ -47,7 +80,7 @@ def prdc(
     fake: torch.Tensor,
     k_pr: int = 3,
     k_dc: int = 5,
-    chunk: int = 2048,
+    chunk: int = 1024,
     real_knn: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """{'precision', 'recall' (k=k_pr), 'density', 'coverage' (k=k_dc)} of N x D real vs M x D fake features.
@@ -62,26 +95,29 @@ def prdc(
             f"precision/recall/density/coverage need more than {kmax} real and {k_pr} fake points, "
             f"got {len(real)} and {len(fake)}"
         )
-    fake = fake.to(real.dtype)
-    if real_knn is None or real_knn.shape != (len(real), kmax + 1):
+    real, fake = real.float(), fake.float()
+    if real_knn is None or real_knn.shape != (len(real), kmax + 1) or real_knn.dtype != torch.float64:
         real_knn = knn_sq(real, kmax, chunk)
     r_pr, r_dc = real_knn[:, k_pr], real_knn[:, k_dc]
     f_pr = knn_sq(fake, k_pr, chunk)[:, k_pr]
+    n_real, n_fake = real.double().pow(2).sum(1), fake.double().pow(2).sum(1)
     precise = torch.zeros(len(fake), dtype=torch.bool)
     dense = torch.zeros(len(fake), dtype=torch.long)
     recalled = torch.zeros(len(real), dtype=torch.bool)
-    nearest_fake = torch.full((len(real),), float("inf"), dtype=real.dtype)
+    covered = torch.zeros(len(real), dtype=torch.bool)
     for j in range(0, len(fake), chunk):
-        d = sq_dists(fake[j : j + chunk], real)  # c x N
-        precise[j : j + chunk] = (d <= r_pr).any(1)
-        dense[j : j + chunk] = (d <= r_dc).sum(1, dtype=torch.int32)
-        recalled |= (d <= f_pr[j : j + chunk, None]).any(0)
-        nearest_fake = torch.minimum(nearest_fake, d.amin(0))
+        f, nf = fake[j : j + chunk], n_fake[j : j + chunk]
+        d = sq_dists(f, real).double()  # c x N
+        precise[j : j + chunk] = _le(d, r_pr[None, :], f, real, nf, n_real).any(1)
+        in_dc = _le(d, r_dc[None, :], f, real, nf, n_real)
+        dense[j : j + chunk] = in_dc.sum(1)
+        covered |= in_dc.any(0)
+        recalled |= _le(d, f_pr[j : j + chunk, None], f, real, nf, n_real).any(0)
     return {
         "precision": precise.double().mean().item(),
         "recall": recalled.double().mean().item(),
         "density": dense.double().sum().item() / (k_dc * len(fake)),
-        "coverage": (nearest_fake <= r_dc).double().mean().item(),
+        "coverage": covered.double().mean().item(),
     }
 
 
