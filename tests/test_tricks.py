@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CONF, FAST, compose_cfg, run_cli, train_run
+from conftest import CONF, FAST, ROOT, compose_cfg, run_cli, train_run
 from torch import nn
 
 from gan_lab.errors import ConfigError
@@ -34,10 +34,11 @@ def d_targets(task, step=0):
 
 
 def test_every_trick_has_a_config_and_docs():
-    readme = (CONF.parent / "README.md").read_text() if (CONF.parent / "README.md").exists() else ""
+    page = (ROOT / "docs" / "tricks.md").read_text()
     assert len(TRICKS) >= 18
     for t in TRICKS:
-        assert f"`{t}`" in readme, f"README does not list trick {t}"
+        assert f"`{t}`" in page, f"docs/tricks.md does not list trick {t}"
+        assert (ROOT / "gan_lab" / "tricks" / f"{t}.py").is_file(), f"trick={t} has no gan_lab/tricks/{t}.py"
 
 
 @pytest.mark.parametrize("model", ["gan_mlp", "dcgan"])
