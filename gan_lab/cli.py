@@ -2,6 +2,8 @@
 
 gan-lab train model=gan_mlp data=toy2d_ring       # same as python -m gan_lab.train ...
 gan-lab evaluate ckpt=outputs/2026-11-21/12-00-00/checkpoints/last.ckpt n_samples=10000
+gan-lab evaluate images=samples/ data=digits        # any image folder or .npz against a data config
+gan-lab sample ckpt=outputs/.../checkpoints/last.ckpt n=50000 out=samples/   # PNGs or a .npz of uint8 images
 gan-lab compare multirun/2026-11-21/12-00-00
 gan-lab reproduce pacgan_ring --seeds 3          # same as python -m gan_lab.reproduce ...
 """
@@ -15,6 +17,7 @@ import sys
 COMMANDS = {
     "train": "gan_lab.train",
     "evaluate": "gan_lab.evaluate",
+    "sample": "gan_lab.sample",
     "compare": "gan_lab.compare",
     "reproduce": "gan_lab.reproduce",
 }

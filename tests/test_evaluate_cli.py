@@ -107,7 +107,7 @@ def test_out_path_is_never_overwritten_silently(gan_digits, capsys, tmp_path):
         (["ckpt={ckpt}", "n_samples=1"], "n_samples=1 is out of range; allowed [2, inf)"),
         (["ckpt={ckpt}", "n_samples=many"], "n_samples='many' must be an integer"),
         (["ckpt={ckpt}", "n_real=1"], "n_real=1 is out of range"),
-        (["ckpt={ckpt}", "steps=3"], "unknown key 'steps'; allowed keys: ckpt, n_samples, n_real, features"),
+        (["ckpt={ckpt}", "steps=3"], "unknown key 'steps'; allowed keys: ckpt, images, data, data.<key>, reference"),
         (["ckpt={ckpt}", "features=vgg"], "features='vgg' is not a feature net; allowed digits, mnist, inception"),
         (["ckpt={ckpt}", "device=tpu"], "device='tpu' is not known; allowed auto, cpu, cuda"),
         (["ckpt={ckpt}", "overwrite=maybe"], "overwrite='maybe' must be a boolean"),

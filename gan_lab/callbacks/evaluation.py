@@ -22,6 +22,9 @@ class EvaluationCallback(pl.Callback):
         at_end: bool = True,
         n_real: int | None = None,
         feature_net: str | None = None,
+        names=None,
+        resize: str = "legacy_tf",
+        verify_weights: bool = True,
         **metric_kw,
     ):
         check_range("metrics", "every_n_steps", every_n_steps, 0)  # 0: only at the end
@@ -29,10 +32,14 @@ class EvaluationCallback(pl.Callback):
         if n_real is not None:
             check_range("metrics", "n_real", n_real, 2)
         self.every_n_steps, self.n_samples, self.at_end = int(every_n_steps), int(n_samples), bool(at_end)
-        if feature_net is not None:  # fail before training (e.g. inception without torch-fidelity)
+        from gan_lab.metrics.registry import check_names
+
+        names = check_names(names)  # unknown names: one line, before training
+        if feature_net is not None:  # fail before training (e.g. inception without its weights file)
             from gan_lab.metrics.features import load_feature_net
 
-            load_feature_net(feature_net)
+            load_feature_net(feature_net, resize=resize, verify_weights=verify_weights)
+        metric_kw = {"names": names, "resize": resize, "verify_weights": verify_weights, **metric_kw}
         self.n_real, self.feature_net, self.metric_kw = n_real, feature_net, metric_kw
         self.last_metrics: dict[str, float] = {}
         self.protocol: dict = {}

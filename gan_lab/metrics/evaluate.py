@@ -103,10 +103,11 @@ def compute_metrics(
     n_real: int | None = None,
     feature_net: str | None = None,
     split: str = "train",
+    reference: Reference | None = None,
     **kw,
 ) -> tuple[dict[str, float], dict]:
     """(metrics, protocol) of `samples` (N x ..., data space, any device) against `datamodule`'s `split`
-    (its first `n_real` samples); `kw`: the options of `score`."""
+    (its first `n_real` samples) or `reference`; `kw`: the options of `score`."""
     samples = samples.detach().cpu().float()
     if datamodule is None:
         return {}, {"skipped": "no data module to compare with", "n_generated": len(samples)}
@@ -122,12 +123,12 @@ def compute_metrics(
             "skipped": f"no feature net for data {name!r} (known: {', '.join(DEFAULT_NET)}); "
             "set metrics.fid.features=inception (or a TorchScript file) for other images"
         }
-    real = datamodule.split_tensors(split)[0]
-    real = real[: min(len(real), n_real or DEFAULT_N_REAL)]
     if kind == "stacked" and net_name not in DEFAULT_NET.values():
         kind = "images"  # stacked digits through a 3-channel net are plain images
-    return score(samples, Reference.of_images(real, name, split), feature_net=net_name, kind=kind,
-                 datamodule=datamodule, **kw)  # fmt: skip
+    if reference is None:
+        real = datamodule.split_tensors(split)[0]
+        reference = Reference.of_images(real[: min(len(real), n_real or DEFAULT_N_REAL)], name, split)
+    return score(samples, reference, feature_net=net_name, kind=kind, datamodule=datamodule, **kw)
 
 
 def score(
