@@ -16,3 +16,4 @@ test-slow: setup
 
 lint: setup
 	.venv/bin/ruff check gan_lab tests scripts
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict -q -d .cache/site   # the docs site: no broken link
