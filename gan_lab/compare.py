@@ -5,9 +5,12 @@
     gan-lab compare <sweep dir> ...                               # the same through the CLI
 
 Jobs are the directories holding `.hydra/overrides.yaml` (at any depth). Jobs that differ only by `seed=` (and
-by the keys in IGNORED_KEYS) form one group. Only completed jobs contribute numbers; diverged and failed jobs
-(a job without metrics.json failed) are counted and always shown. Writes comparison.csv, comparison.md,
-comparison_<metric>.png and curves_<metric>.png into the sweep dir.
+by the keys in IGNORED_KEYS) form one group. Groups are ranked only against groups of the same setup (the data
+and the task: 25 modes of a grid are not comparable with 8 of a ring), and only when every group of the setup
+has at least MIN_RANK_N completed seeds; otherwise the intervals are shown and the setup is marked "n too small
+to rank". Only completed jobs contribute numbers; diverged and failed jobs (a job without metrics.json failed)
+are counted and always shown. Writes comparison.csv, comparison.md, comparison_<metric>.png and
+curves_<metric>.png into the sweep dir.
 """
 
 from __future__ import annotations
@@ -30,13 +33,18 @@ from gan_lab.errors import ConfigError
 
 # override keys that do not change the experiment (a key matches itself and its dotted children)
 IGNORED_KEYS = ("seed", "hydra", "logger", "sweep")
+# fewest completed seeds per group for a ranking (with 2, a t-interval is 12.7 standard deviations wide)
+MIN_RANK_N = 3
+# data settings that define what a metric measures (the rest, e.g. batch_size, do not change the task)
+SETUP_DATA_KEYS = ("kind", "n_modes", "side", "radius", "spacing", "sigma", "root", "split", "size", "channels")
 # numeric entries of metrics.json that are bookkeeping, not results
 NON_METRIC_KEYS = ("epoch", "step", "global_step", "seed")
-LOWER_BETTER = ("fid", "kid", "reverse_kl", "class_kl", "l1", "l2", "ndb")
+LOWER_BETTER = ("fid", "kid", "reverse_kl", "class_kl", "stacked_kl", "l1", "l2", "ndb")
 HIGHER_BETTER = (
     "modes_captured",
     "hq_fraction",
     "class_modes",
+    "stacked_modes",
     "precision",
     "recall",
     "density",
@@ -73,6 +81,7 @@ class Job:
     seed: int | None
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
+    setup: str = "(unknown setup)"
 
 
 @dataclass
@@ -86,6 +95,7 @@ class Row:
     completed: int
     diverged: int
     failed: int
+    setup: str = ""
 
 
 def _key(override: str) -> str:
@@ -95,6 +105,30 @@ def _key(override: str) -> str:
 def _ignored(override: str) -> bool:
     key = _key(override)
     return any(key == k or key.startswith(k + ".") for k in IGNORED_KEYS)
+
+
+def _yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def job_setup(path: Path, overrides: list[str]) -> str:
+    """What a job's metrics are comparable within: its data (Hydra's `data=` choice, or the data class and the
+    settings in SETUP_DATA_KEYS) and its task class (GAN, autoencoder, pix2pix...)."""
+    cfg = _yaml(path / ".hydra" / "config.yaml")
+    choices = ((_yaml(path / ".hydra" / "hydra.yaml").get("hydra") or {}).get("runtime") or {}).get("choices") or {}
+    data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    name = str(data.get("_target_", "")).rsplit(".", 1)[-1].removesuffix("DataModule")
+    name = choices.get("data") or name or next((o.split("=", 1)[1] for o in overrides if _key(o) == "data"), "")
+    detail = ",".join(f"{k}={data[k]}" for k in SETUP_DATA_KEYS if k in data)
+    task = str(model.get("_target_", "")).rsplit(".", 1)[-1].removesuffix("Task")
+    label = f"data={name or '(sweep default)'}" + (f" ({detail})" if detail and not choices.get("data") else "")
+    if choices.get("data") and detail:  # the same data choice with other settings is another setup
+        label += f" [{detail}]"
+    return label + (f", task={task}" if task else "")
 
 
 def _natural(path: Path):
@@ -115,7 +149,11 @@ def find_jobs(sweep_dir) -> list[Job]:
         seed = int(seeds[0]) if seeds and seeds[0].lstrip("-").isdigit() else None
         try:
             raw = json.loads((path / "metrics.json").read_text())
-        except (OSError, ValueError):
+        except FileNotFoundError:  # a job that never started training (or was killed before its end)
+            raw = {"status": "failed"}
+        except (OSError, ValueError) as e:  # truncated or damaged: counted as failed, and named
+            print(f"warning: {path / 'metrics.json'} is unreadable ({type(e).__name__}: {e}); counted as failed",
+                  file=sys.stderr)  # fmt: skip
             raw = {"status": "failed"}
         status = raw.get("status", "completed") if isinstance(raw, dict) else "failed"
         status = status if status in STATUSES else "failed"
@@ -124,7 +162,8 @@ def find_jobs(sweep_dir) -> list[Job]:
             for k, v in (raw.items() if isinstance(raw, dict) else [])
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NON_METRIC_KEYS
         }
-        jobs.append(Job(path, overrides, " ".join(kept) or "(base)", seed, status, metrics))
+        group = " ".join(kept) or "(base)"
+        jobs.append(Job(path, overrides, group, seed, status, metrics, job_setup(path, overrides)))
     # overrides every job shares (e.g. trainer.max_steps=3000 given to the whole sweep) do not tell groups apart
     kept_sets = [set(j.group.split(" ")) - {"(base)"} for j in jobs]
     common = set.intersection(*kept_sets) if len(jobs) > 1 else set()
@@ -174,7 +213,7 @@ def summarize(groups: dict[str, list[Job]], metrics=None) -> list[Row]:
                 j.metrics[m] for j in jobs if j.status == "completed" and m in j.metrics and math.isfinite(j.metrics[m])
             ]
             mean, half = ci95(values)
-            rows.append(Row(label, m, mean, half, len(values), values, *counts))
+            rows.append(Row(label, m, mean, half, len(values), values, *counts, jobs[0].setup))
     return rows
 
 
@@ -209,6 +248,21 @@ def verdicts(ranked: list[Row], alpha: float) -> list[tuple[float, str]]:
         else:  # includes p = nan from two identical constant samples
             out.append((p, f"≈ best (not significant at {alpha:g})"))
     return out
+
+
+def setup_verdicts(ranked: list[Row], alpha: float) -> list[tuple[float, str]]:
+    """verdicts() within one setup, or none when a group has fewer than MIN_RANK_N completed seeds."""
+    if any(r.n < MIN_RANK_N for r in ranked):
+        return [
+            (
+                math.nan,
+                f"n={r.n}: too few seeds to rank (< {MIN_RANK_N})"
+                if r.n < MIN_RANK_N
+                else "not ranked: another group of this setup has too few seeds",
+            )
+            for r in ranked
+        ]
+    return verdicts(ranked, alpha)
 
 
 def _fmt(x: float) -> str:
@@ -302,29 +356,44 @@ def compare(sweep_dir, metric=None, lower_better=None, metrics=None, alpha=0.05,
     lower_better = direction(metric, lower_better)
     table_metrics = [metric] + [m for m in (metrics or available) if m != metric]
     rows = summarize(groups, table_metrics)
-    ranked = rank(rows, metric, lower_better)
-    checks = verdicts(ranked, alpha)
     by_key = {(r.group, r.metric): r for r in rows}
+    better = "lower" if lower_better else "higher"
+    setups = list(dict.fromkeys(r.setup for r in rows))
+    ranked, checks, places, sentences = [], [], [], []
+    for setup in setups:  # rank only within a setup (same data, same task)
+        mine = rank([r for r in rows if r.setup == setup], metric, lower_better)
+        verdict = setup_verdicts(mine, alpha)
+        ranked += mine
+        checks += verdict
+        ranked_ok = not verdict[0][1].startswith(("n=", "not ranked"))
+        places += [str(i + 1) if ranked_ok else "–" for i in range(len(mine))]
+        if not ranked_ok:
+            sentences.append(
+                f"`{setup}`: not ranked: n too small to rank (every group needs at least {MIN_RANK_N} completed "
+                "seeds; the intervals are shown as measured)."
+            )
+            continue
+        best = mine[0]
+        n_same = sum(v.startswith("≈") for _, v in verdict)
+        n_worse = sum(v.startswith("significantly") for _, v in verdict)
+        sentences.append(
+            f"`{setup}`: best `{best.group}` ({_cell(best)}); Welch t-test against the best at alpha={alpha:g}: "
+            f"{n_same} group(s) not significantly different, {n_worse} significantly worse."
+        )
+    sentence = (
+        f"Ranked by `{metric}` ({better} is better) within each setup (data and task); mean ± 95% CI over seeds. "
+        + " ".join(sentences)
+        + f" Only completed jobs contribute numbers; {len(jobs)} job(s) in total."
+    )
 
-    header = ["#", "group", "completed", "diverged", "failed"] + [f"{m} (mean ± ci95)" for m in table_metrics]
-    header += [f"p vs best ({metric})", "vs best"]
+    header = ["setup", "#", "group", "completed", "diverged", "failed"]
+    header += [f"{m} (mean ± ci95)" for m in table_metrics] + [f"p vs best ({metric})", "vs best"]
     lines = [
-        [str(i + 1), r.group, str(r.completed), str(r.diverged), str(r.failed)]
+        [r.setup, place, r.group, str(r.completed), str(r.diverged), str(r.failed)]
         + [_cell(by_key[r.group, m]) for m in table_metrics]
         + [_fmt(p), v]
-        for i, (r, (p, v)) in enumerate(zip(ranked, checks, strict=True))
+        for r, place, (p, v) in zip(ranked, places, checks, strict=True)
     ]
-    best = ranked[0]
-    n_same = sum(v.startswith("≈") for _, v in checks)
-    n_worse = sum(v.startswith("significantly") for _, v in checks)
-    n_few = sum(v == "too few seeds" for _, v in checks)
-    better = "lower" if lower_better else "higher"
-    sentence = (
-        f"Ranked by `{metric}` ({better} is better); best: `{best.group}` ({_cell(best)}). "
-        f"Welch t-test against the best at alpha={alpha:g}: {n_same} group(s) not significantly "
-        f"different, {n_worse} significantly worse, {n_few} with too few seeds (< 2) to test. "
-        f"Only completed jobs contribute numbers; {len(jobs)} job(s) in total."
-    )
 
     title = f"{sweep_dir}  —  {len(jobs)} jobs, {len(groups)} groups"
     table = Table(title=escape(title), caption=escape(sentence))
@@ -337,11 +406,11 @@ def compare(sweep_dir, metric=None, lower_better=None, metrics=None, alpha=0.05,
 
     with open(sweep_dir / "comparison.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["rank", "group", "metric", "mean", "ci95", "n", *STATUSES, "p_vs_best", "vs_best"])
-        for i, (r, (p, v)) in enumerate(zip(ranked, checks, strict=True)):
+        w.writerow(["setup", "rank", "group", "metric", "mean", "ci95", "n", *STATUSES, "p_vs_best", "vs_best"])
+        for r, place, (p, v) in zip(ranked, places, checks, strict=True):
             for m in table_metrics:
                 x, extra = by_key[r.group, m], ([p, v] if m == metric else ["", ""])
-                w.writerow([i + 1, r.group, m, x.mean, x.ci95, x.n, x.completed, x.diverged, x.failed] + extra)
+                w.writerow([r.setup, place, r.group, m, x.mean, x.ci95, x.n, x.completed, x.diverged, x.failed] + extra)
     md = [f"# Sweep comparison: `{sweep_dir}`", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
     (sweep_dir / "comparison.md").write_text("\n".join(md + ["", sentence, ""]))

@@ -8,14 +8,21 @@ import pytest
 import yaml
 from scipy import stats
 
-from gan_lab.compare import ci95, find_jobs, group_jobs, main, rank, summarize, welch
+from gan_lab.compare import ci95, compare, find_jobs, group_jobs, main, rank, summarize, welch
 
 
-def make_job(root, num, overrides, metrics=None, curve=None):
-    """One fake job dir: .hydra/overrides.yaml, metrics.json (unless None), metrics.csv (if curve given)."""
+def make_job(root, num, overrides, metrics=None, curve=None, data=None):
+    """One fake job dir: .hydra/overrides.yaml, metrics.json (unless None), metrics.csv (if curve given);
+    data=(choice, config dict): the .hydra/config.yaml and hydra.yaml a Hydra multirun job has."""
     d = root / str(num)
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if data is not None:
+        choice, cfg = data
+        model = {"_target_": "gan_lab.tasks.gan.GANTask", "name": "gan_mlp"}
+        (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"data": cfg, "model": model, "seed": 0}))
+        choices = {"data": choice, "model": "gan_mlp"}
+        (d / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
     if metrics is not None:
         (d / "metrics.json").write_text(json.dumps(metrics))
     if curve is not None:  # sparse CSVLogger rows: loss every row, fid every other row
@@ -29,8 +36,8 @@ def make_job(root, num, overrides, metrics=None, curve=None):
 
 @pytest.fixture
 def sweep(tmp_path):
-    """base: fid 10/11/12 (3 seeds); label_smoothing: fid 20/21 + 1 diverged; r1: fid 10.6/11.6 + 1 crashed;
-    ring (nested one level deeper): 1 failed job only."""
+    """base: fid 10/11/12 (3 seeds); r1: fid 10.6/11.6/12.6 + 1 crashed; label_smoothing on the ring (another
+    setup): fid 20/21 + 1 diverged; grid (nested one level deeper, a third setup): 1 failed job only."""
 
     def fid(v):  # epoch, the nested protocol dict and the bool must not become metrics
         extra = {"epoch": 3, "protocol": {"n_samples": 1000, "name": "x"}, "flag": True}
@@ -45,12 +52,12 @@ def sweep(tmp_path):
         n += 1
     make_job(tmp_path, n, ["seed=2", "data=toy2d_ring", "trick=[label_smoothing]"], {"status": "diverged"})
     n += 1
-    for seed, v in enumerate([10.6, 11.6]):
+    for seed, v in enumerate([10.6, 11.6, 12.6]):
         make_job(
             tmp_path, n, [f"seed={seed}", "trick=[r1]", "+sweep=tricks", "logger=csv"], fid(v), curve=[v + 1, v, v]
         )
         n += 1
-    make_job(tmp_path, n, ["seed=2", "trick=[r1]"], None)  # crashed hard: no metrics.json
+    make_job(tmp_path, n, ["seed=3", "trick=[r1]"], None)  # crashed hard: no metrics.json
     make_job(tmp_path / "nested", 0, ["seed=0", "data=toy2d_grid"], {"status": "failed", "fid": 1.0})
     (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
     return tmp_path
@@ -58,14 +65,16 @@ def sweep(tmp_path):
 
 def test_grouping_ignores_seed_and_keeps_other_overrides(sweep):
     jobs = find_jobs(sweep)
-    assert len(jobs) == 10
+    assert len(jobs) == 11
     groups = group_jobs(jobs)
     ring = "data=toy2d_ring trick=[label_smoothing]"  # overrides sorted, so their order does not matter
     assert list(groups) == ["(base)", ring, "trick=[r1]", "data=toy2d_grid"]
-    assert [len(g) for g in groups.values()] == [3, 3, 3, 1]
-    assert sorted(j.seed for j in groups["trick=[r1]"]) == [0, 1, 2]
+    assert [len(g) for g in groups.values()] == [3, 3, 4, 1]
+    assert sorted(j.seed for j in groups["trick=[r1]"]) == [0, 1, 2, 3]
     statuses = [j.status for j in groups["trick=[r1]"]]
-    assert statuses == ["completed", "completed", "failed"]
+    assert statuses == ["completed", "completed", "completed", "failed"]
+    assert {j.setup for j in groups["(base)"] + groups["trick=[r1]"]} == {"data=(sweep default)"}
+    assert groups[ring][0].setup == "data=toy2d_ring" and groups["data=toy2d_grid"][0].setup == "data=toy2d_grid"
     base = groups["(base)"][0]
     assert base.metrics == {"fid": 10.0, "d_loss": 0.6, "modes_captured": 7.0}  # nested/bool/epoch dropped
 
@@ -92,7 +101,7 @@ def test_summarize_and_ranking_direction(sweep):
     rows = summarize(groups, ["fid", "modes_captured"])
     row = {(r.group, r.metric): r for r in rows}
     r1 = row["trick=[r1]", "fid"]
-    assert (r1.mean, r1.n, r1.completed, r1.diverged, r1.failed) == (pytest.approx(11.1), 2, 2, 0, 1)
+    assert (r1.mean, r1.n, r1.completed, r1.diverged, r1.failed) == (pytest.approx(11.6), 3, 3, 0, 1)
     ls = row["data=toy2d_ring trick=[label_smoothing]", "fid"]
     assert (ls.n, ls.completed, ls.diverged, ls.failed) == (2, 2, 1, 0)
     grid = row["data=toy2d_grid", "fid"]
@@ -126,22 +135,58 @@ def test_main_writes_files_and_counts_failures(sweep, capsys):
     assert fid["(base)"]["rank"] == "1" and fid["(base)"]["vs_best"] == "best"
     assert float(fid["(base)"]["mean"]) == pytest.approx(11.0)
     assert float(fid["(base)"]["ci95"]) == pytest.approx(2.4841, abs=1e-4)
-    assert (fid["trick=[r1]"]["completed"], fid["trick=[r1]"]["failed"]) == ("2", "1")
+    r1 = fid["trick=[r1]"]
+    assert (r1["rank"], r1["completed"], r1["failed"]) == ("2", "3", "1") and r1["vs_best"].startswith("≈ best")
+    assert float(r1["p_vs_best"]) == pytest.approx(welch([10.6, 11.6, 12.6], [10.0, 11.0, 12.0]))
+    # the ring and the grid are other setups: never ranked against the default data, and too few seeds to rank
     ring = fid["data=toy2d_ring trick=[label_smoothing]"]
-    assert ring["diverged"] == "1" and ring["vs_best"].startswith("significantly worse")
-    assert float(ring["p_vs_best"]) == pytest.approx(welch([10.0, 11.0, 12.0], [20.0, 21.0]))
-    assert fid["trick=[r1]"]["vs_best"].startswith("≈ best")
+    assert (ring["setup"], ring["rank"], ring["diverged"]) == ("data=toy2d_ring", "–", "1")
+    assert ring["vs_best"] == "n=2: too few seeds to rank (< 3)"
     grid = fid["data=toy2d_grid"]
-    assert (grid["failed"], grid["n"], grid["vs_best"]) == ("1", "0", "too few seeds")
+    assert (grid["failed"], grid["n"], grid["rank"]) == ("1", "0", "–")
 
     md = (sweep / "comparison.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 4  # header + every group, the all-failed one included
-    assert table[1].startswith("| 1 | (base) | 3 | 0 | 0 | 11 ± 2.484")
-    assert "| 2 | 0 | 1 |" in table[2] and "≈ best" in table[2]  # r1: completed 2, diverged 0, failed 1
-    assert "| 2 | 1 | 0 |" in table[3]  # label smoothing: one diverged
+    assert table[1].startswith("| data=(sweep default) | 1 | (base) | 3 | 0 | 0 | 11 ± 2.484")
+    assert "| 2 | trick=[r1] | 3 | 0 | 1 |" in table[2] and "≈ best" in table[2]
+    assert "| – | data=toy2d_ring trick=[label_smoothing] | 2 | 1 | 0 |" in table[3]
     assert "| 0 | 0 | 1 |" in table[4] and "n/a" in table[4]
     assert "Welch t-test" in md and "alpha=0.05" in md and "(lower is better)" in md
+    assert md.count("n too small to rank") == 2  # the ring's and the grid's setups
+
+
+def test_unlike_setups_are_never_ranked_together(tmp_path):
+    """A new user's sweep over data=toy2d_ring,toy2d_grid: 25 grid modes are not 'better' than 8 ring modes;
+    each setup is ranked on its own, and only with enough seeds."""
+    ring = {"_target_": "gan_lab.data.toy2d.Toy2DDataModule", "kind": "ring", "n_modes": 8, "batch_size": 256}
+    grid = {"_target_": "gan_lab.data.toy2d.Toy2DDataModule", "kind": "grid", "side": 5, "batch_size": 256}
+    n = 0
+    for data, cfg, modes in (("toy2d_ring", ring, [7.0, 8.0, 8.0]), ("toy2d_grid", grid, [20.0, 22.0, 23.0])):
+        for trick, shift in (("[]", 0.0), ("[pacgan]", 0.5)):
+            for seed, m in enumerate(modes):
+                ov = [f"data={data}", f"trick={trick}", f"seed={seed}"]
+                make_job(tmp_path, n, ov, {"status": "completed", "modes_captured": m + shift}, data=(data, cfg))
+                n += 1
+    rows = compare(tmp_path, "modes_captured", console=None)
+    ring_setup, grid_setup = (
+        "data=toy2d_ring [kind=ring,n_modes=8], task=GAN",
+        "data=toy2d_grid [kind=grid,side=5], task=GAN",
+    )
+    assert {r.setup for r in rows} == {ring_setup, grid_setup}
+    with open(tmp_path / "comparison.csv") as f:
+        table = [r for r in csv.DictReader(f) if r["metric"] == "modes_captured"]
+    best = {r["setup"]: r["group"] for r in table if r["rank"] == "1"}
+    assert best == {ring_setup: "data=toy2d_ring trick=[pacgan]", grid_setup: "data=toy2d_grid trick=[pacgan]"}
+    assert sorted(r["rank"] for r in table) == ["1", "1", "2", "2"]
+    # the same sweep with 2 seeds a group: intervals shown, nothing ranked
+    for d in list(tmp_path.iterdir()):
+        if d.is_dir() and yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())[-1] == "seed=2":
+            (d / "metrics.json").write_text(json.dumps({"status": "failed"}))
+    compare(tmp_path, "modes_captured", console=None)
+    md = (tmp_path / "comparison.md").read_text()
+    assert md.count("n too small to rank") == 2 and "], task=GAN | 1 |" not in md
+    assert "n=2: too few seeds to rank (< 3)" in md
 
 
 def test_higher_better_metric_and_explicit_direction(sweep):
