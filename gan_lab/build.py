@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 
+import torch
 from hydra.utils import get_class
 
 from gan_lab.errors import ConfigError
@@ -39,3 +40,13 @@ def build(spec: dict, owner: str, **extra):
         if type(e).__name__ in ("MisconfigurationException", "ValueError") and str(e).strip():
             raise ConfigError(f"{owner}: {str(e).strip().splitlines()[0]}") from None
         raise
+
+
+def adam(params, kw: dict) -> torch.optim.Adam:
+    """The nets' optimizer from `model.g_optimizer` / `model.d_optimizer` (`name: adam` and Adam's kwargs)."""
+    kw = dict(kw)
+    name = kw.pop("name", "adam")
+    if name != "adam":
+        raise ConfigError(f"optimizer name={name!r} is not known; allowed adam")
+    kw["betas"] = tuple(kw.get("betas", (0.9, 0.999)))
+    return torch.optim.Adam(params, **kw)

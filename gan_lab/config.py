@@ -193,21 +193,11 @@ def _trainer(trainer) -> None:
     if isinstance(accelerator, str) and accelerator not in ACCELERATORS:
         raise ConfigError(f"{owner}: accelerator={accelerator!r} is not known; allowed {', '.join(ACCELERATORS)}")
     precision = trainer.get("precision")
-    allowed = _precisions()
+    from gan_lab._lightning_compat import precision_names
+
+    allowed = precision_names()
     if precision is not None and allowed and str(precision) not in allowed:
         raise ConfigError(f"{owner}: precision={precision!r} is not known; allowed {', '.join(allowed)}")
-
-
-def _precisions() -> list[str]:
-    try:
-        from typing import get_args
-
-        from lightning_fabric.plugins.precision import precision as p
-
-        names = get_args(p._PRECISION_INPUT_STR) + get_args(p._PRECISION_INPUT_STR_ALIAS)
-        return list(dict.fromkeys(str(n) for n in names + get_args(p._PRECISION_INPUT_INT)))
-    except Exception:  # private Lightning names moved: leave the check to Lightning
-        return []
 
 
 def _metrics(metrics) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from gan_lab._lightning_compat import restore_csv_columns
+
 
 def _rows_until(path: Path, step: int) -> tuple[list[str], list[dict]]:
     with path.open(newline="") as f:
@@ -37,5 +39,5 @@ def history_logger(run_dir: Path, resume_ckpt: str | None = None):
             out = csv.DictWriter(f, fieldnames=header)
             out.writeheader()
             out.writerows(rows)
-        writer.metrics_keys = sorted(header)
+        restore_csv_columns(writer, header)
     return logger

@@ -126,9 +126,11 @@ def _sync_batchnorm_needs_gpu(trainer, task) -> None:
     from torch.nn.modules.batchnorm import _BatchNorm
 
     device = trainer.strategy.root_device.type
-    if getattr(trainer.strategy, "_layer_sync", None) is None or device in ("cuda", "xpu", "hpu"):
+    from gan_lab._lightning_compat import drop_layer_sync, layer_sync
+
+    if layer_sync(trainer.strategy) is None or device in ("cuda", "xpu", "hpu"):
         return
-    trainer.strategy._layer_sync = None
+    drop_layer_sync(trainer.strategy)
     if any(isinstance(m, _BatchNorm) for m in task.modules()):
         log.warning(
             "trainer.sync_batchnorm=true is off on %s: torch's SyncBatchNorm needs GPUs; each process keeps "

@@ -40,7 +40,7 @@ class RankRandomStreams(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):  # runs on every rank (Trainer.save_checkpoint)
         checkpoint["world_size"] = trainer.world_size
         if trainer.world_size > 1:
-            from gan_lab.tasks.adversarial import rng_state
+            from gan_lab.rng import rng_state
 
             states = [None] * trainer.world_size
             torch.distributed.all_gather_object(states, rng_state())
@@ -52,7 +52,7 @@ class RankRandomStreams(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self._pending is not None:
-            from gan_lab.tasks.adversarial import set_rng_state
+            from gan_lab.rng import set_rng_state
 
             set_rng_state(self._pending)
             self._pending = None

@@ -16,10 +16,10 @@ visible share of the step. On one device in fp32 or bf16-mixed precision (no los
 `on_before_backward` / `on_after_backward` / `on_before_optimizer_step` (e.g. the training monitor's gradient
 norms), in Lightning's order and with its arguments: the same operations as Lightning's path, minus the
 no-op hooks. DDP, 16-mixed (scaled losses), or a task that overrides those hooks go through Lightning.
+The Lightning internals this needs are in `gan_lab._lightning_compat` (version-gated, public fallback).
 
-GPU options (`model.channels_last`, `model.compile`) are applied to the nets in `configure_model`, before
-Lightning moves the task to its device and builds the optimizers (`gpu_options_check`, `apply_gpu_options`);
-with channels_last each batch is converted as the training step starts.
+Random streams live in `gan_lab.rng`, GPU options (`model.channels_last`, `model.compile`) in
+`gan_lab.gpu_options`, the logging window in `gan_lab.tasks.loss_window`.
 """
 
 from __future__ import annotations
@@ -29,152 +29,21 @@ import contextlib
 import pytorch_lightning as pl
 import torch
 
-from gan_lab.build import build
+from gan_lab import _lightning_compat as compat
+from gan_lab._lightning_compat import direct_paths
+from gan_lab.build import adam, build
 from gan_lab.errors import check_range
+from gan_lab.gpu_options import apply_gpu_options, gpu_options_check, to_channels_last
 from gan_lab.losses import get_loss
+from gan_lab.rng import own_rng, rng_state, set_rng_state
 from gan_lab.tasks.loss_window import GANDiverged, LossWindow
 from gan_lab.tricks.base import build_tricks
 
-
-def rng_state() -> dict:
-    """Every random stream a run uses, as plain containers (loadable with weights_only=True)."""
-    import random
-
-    import numpy as np
-
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class own_rng:  # noqa: N801 - used as a context manager like torch.random.fork_rng
-    """Run a block on a private, seeded random stream and leave the global streams untouched."""
-
-    def __init__(self, seed: int, device=None):
-        devices = [device] if device is not None and torch.device(device).type == "cuda" else []
-        self._fork = torch.random.fork_rng(devices=devices)
-        self.seed = seed
-
-    def __enter__(self):
-        self._fork.__enter__()
-        torch.manual_seed(self.seed)
-
-    def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
+__all__ = ["AdversarialTask", "GANDiverged", "direct_paths", "to_channels_last"]
 
 
 def _noop():
     return None
-
-
-def gpu_options_check(model: str, channels_last, compile, data_shape) -> tuple[bool, bool]:
-    """Validate `model.channels_last` / `model.compile` before anything is built (one-line ConfigError)."""
-    from gan_lab.errors import ConfigError
-
-    for key, value in (("channels_last", channels_last), ("compile", compile)):
-        if not isinstance(value, bool):
-            raise ConfigError(f"model.{key}={value!r} must be a boolean; allowed true, false")
-    if channels_last and (data_shape is None or len(data_shape) != 3):
-        raise ConfigError(
-            f"model.channels_last=true needs image data (C x H x W samples); model={model} has samples of shape "
-            f"{tuple(data_shape) if data_shape is not None else None}; allowed model.channels_last=false"
-        )
-    if compile:
-        import torch._dynamo
-
-        if not torch._dynamo.is_dynamo_supported():
-            raise ConfigError(
-                f"model.compile=true: torch.compile is not supported with this Python/torch ({torch.__version__}); "
-                "allowed model.compile=false"
-            )
-        if not torch.cuda.is_available():  # CPU code generation (inductor) compiles C++
-            import os
-            import shutil
-
-            cxx = os.environ.get("CXX") or "c++"
-            if shutil.which(cxx) is None and shutil.which("g++") is None:
-                raise ConfigError(
-                    f"model.compile=true needs a C++ compiler for torch.compile (inductor) on the CPU: {cxx!r} and "
-                    "'g++' are not found (install one or set CXX); allowed model.compile=false"
-                )
-    return channels_last, compile
-
-
-def apply_gpu_options(modules, channels_last: bool, compile: bool) -> None:
-    """channels_last: 4-D parameters and buffers in NHWC memory order (other tensors are left alone);
-    compile: `torch.compile` of each module's forward (the module and its state-dict keys stay as they are,
-    so checkpoints are interchangeable with uncompiled runs; hooks such as spectral norm run eagerly)."""
-    for m in modules:
-        if channels_last:
-            m.to(memory_format=torch.channels_last)
-        if compile and not getattr(m, "_gan_lab_compiled", False):
-            m.forward = torch.compile(m.forward)
-            m._gan_lab_compiled = True
-
-
-def to_channels_last(batch):
-    """4-D tensors of a batch (images, masks) in channels_last memory order; everything else as it is."""
-    if isinstance(batch, torch.Tensor):
-        return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_channels_last(b) for b in batch)
-    return batch
-
-
-def _listeners(trainer, module, hooks) -> list | None:
-    """The callbacks overriding any of `hooks`, in the trainer's order; None when the task itself overrides
-    one (then Lightning's own dispatch runs). Lightning's default hooks do nothing."""
-    if any(getattr(type(module), h) is not getattr(pl.LightningModule, h) for h in hooks):
-        return None
-    return [cb for cb in trainer.callbacks if any(getattr(type(cb), h) is not getattr(pl.Callback, h) for h in hooks)]
-
-
-def direct_paths(trainer, module) -> tuple[list | None, list | None]:
-    """(backward listeners, optimizer-step listeners): None where the step must go through Lightning
-    (see the module doc), else the callbacks the loop calls itself around `backward()` / `step()`."""
-    from pytorch_lightning.plugins.precision import MixedPrecision, Precision
-    from pytorch_lightning.strategies import SingleDeviceStrategy
-
-    pp = trainer.precision_plugin
-    plain = type(trainer.strategy) is SingleDeviceStrategy and (
-        type(pp) is Precision or (type(pp) is MixedPrecision and pp.scaler is None)
-    )
-    if not plain:
-        return None, None
-    backward = _listeners(trainer, module, ("on_before_backward", "on_after_backward"))
-    if type(module).backward is not pl.LightningModule.backward:
-        backward = None
-    return backward, _listeners(trainer, module, ("on_before_optimizer_step",))
-
-
-def _adam(params, kw: dict):
-    kw = dict(kw)
-    name = kw.pop("name", "adam")
-    if name != "adam":
-        from gan_lab.errors import ConfigError
-
-        raise ConfigError(f"optimizer name={name!r} is not known; allowed adam")
-    kw["betas"] = tuple(kw.get("betas", (0.9, 0.999)))
-    return torch.optim.Adam(params, **kw)
 
 
 class AdversarialTask(pl.LightningModule):
@@ -220,7 +89,7 @@ class AdversarialTask(pl.LightningModule):
     def __setattr__(self, name, value):
         # Lightning sets `_current_fx_name` around every hook call (20+ times a batch); a plain attribute,
         # so nn.Module's parameter/buffer/module bookkeeping is skipped for it
-        if name == "_current_fx_name":
+        if name == compat.FX_NAME:
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
@@ -253,7 +122,7 @@ class AdversarialTask(pl.LightningModule):
         apply_gpu_options([self.generator, self.discriminator], False, self.compile_nets)
 
     def configure_optimizers(self):
-        return _adam(self.generator.parameters(), self.g_opt_kw), _adam(self.discriminator.parameters(), self.d_opt_kw)
+        return adam(self.generator.parameters(), self.g_opt_kw), adam(self.discriminator.parameters(), self.d_opt_kw)
 
     def d_forward(self, x, cond, step: int):
         return self.discriminator(self.tricks.d_input(self.d_inputs(x, cond), step))
@@ -262,11 +131,7 @@ class AdversarialTask(pl.LightningModule):
         return self.discriminator.features(self.tricks.d_input(self.d_inputs(x, cond), step))
 
     def _call_hooks(self, callbacks, hook: str, *args):
-        """Callback hooks as Lightning calls them (same order, arguments and `_current_fx_name`)."""
-        prev, self._current_fx_name = self._current_fx_name, hook
-        for cb in callbacks:
-            getattr(cb, hook)(self.trainer, self, *args)
-        self._current_fx_name = prev
+        compat.call_hooks(self.trainer, self, callbacks, hook, *args)
 
     def _backward(self, loss):
         listeners = self._direct_backward
@@ -285,21 +150,22 @@ class AdversarialTask(pl.LightningModule):
         listeners = self._direct_step
         if listeners is not None:  # what LightningOptimizer.step does, calling only the listening callbacks
             if counted:
-                opt._on_before_step()  # the manual loop's step counter (global_step) and profiler
+                compat.before_counted_step(opt)  # the manual loop's step counter (global_step) and profiler
             if listeners:
                 self._call_hooks(listeners, "on_before_optimizer_step", opt.optimizer)
             opt.optimizer.step()
             if counted:
-                opt._on_after_step()
+                compat.after_counted_step(opt)
         elif counted:
             opt.step()
         else:  # same precision/strategy path as LightningOptimizer.step, without advancing global_step
             self.trainer.strategy.optimizer_step(opt.optimizer, _noop)
 
     def training_step(self, batch, batch_idx):
-        if self._direct_for is not self._trainer:  # once per fit: the callbacks and plugins are known by now
-            self._direct_backward, self._direct_step = direct_paths(self.trainer, self)
-            self._direct_for = self._trainer
+        trainer = compat.attached_trainer(self)
+        if self._direct_for is not trainer:  # once per fit: the callbacks and plugins are known by now
+            self._direct_backward, self._direct_step = direct_paths(trainer, self)
+            self._direct_for = trainer
         opt_g, opt_d = self.optimizers()
         step = self.global_step
         real, cond = self.unpack(to_channels_last(batch) if self.channels_last else batch)
@@ -348,7 +214,7 @@ class AdversarialTask(pl.LightningModule):
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
     def _accumulate(self, logs: dict):
         self.window.add(logs)
-        trainer = self._trainer
+        trainer = compat.attached_trainer(self)
         every = max(1, trainer.log_every_n_steps) if trainer is not None else 1
         step = self.global_step  # already counts this batch
         if step % every == 0 or (trainer is not None and trainer.fast_dev_run):

@@ -24,9 +24,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from gan_lab._lightning_compat import attached_trainer
+from gan_lab.build import adam
 from gan_lab.errors import ConfigError, check_range
+from gan_lab.gpu_options import apply_gpu_options, gpu_options_check, to_channels_last
 from gan_lab.nets.autoencoder import build_autoencoder
-from gan_lab.tasks.adversarial import _adam, apply_gpu_options, gpu_options_check, to_channels_last
 from gan_lab.tasks.loss_window import LossWindow
 
 RECON_LOSSES = ("mse", "bce")
@@ -144,7 +146,7 @@ class AutoencoderTask(pl.LightningModule):
         apply_gpu_options([self.encoder, self.decoder], self.channels_last, self.compile_nets)
 
     def configure_optimizers(self):
-        return _adam(self.parameters(), self.opt_kw)
+        return adam(self.parameters(), self.opt_kw)
 
     def training_step(self, batch, batch_idx):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -157,10 +159,11 @@ class AutoencoderTask(pl.LightningModule):
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
     def _accumulate(self, logs: dict):
         self.window.add(logs)
-        every = max(1, self.trainer.log_every_n_steps) if self._trainer is not None else 1
+        trainer = attached_trainer(self)
+        every = max(1, trainer.log_every_n_steps) if trainer is not None else 1
         # training_step runs before this batch's optimizer step: batch b is global_step b, and Lightning
         # passes step metrics to the loggers only for batches with (b + 1) % log_every_n_steps == 0
-        if (self.global_step + 1) % every == 0 or (self._trainer is not None and self.trainer.fast_dev_run):
+        if (self.global_step + 1) % every == 0 or (trainer is not None and trainer.fast_dev_run):
             out = self.window.flush(self.global_step)
             # host tensors: Lightning re-reads progress-bar values every batch (.item(): no GPU sync per step)
             out = {k: torch.tensor(v, dtype=torch.float32) for k, v in out.items()}
@@ -218,7 +221,8 @@ class AutoencoderTask(pl.LightningModule):
             )
 
     def _val_images(self, n: int) -> torch.Tensor | None:
-        dm = self.trainer.datamodule if self._trainer is not None else None
+        trainer = attached_trainer(self)
+        dm = trainer.datamodule if trainer is not None else None
         if dm is None or not hasattr(dm, "split_tensors"):
             return None
         x = dm.split_tensors("val")[0]
