@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_DEPS = ROOT / ".cache" / "test-deps"
 CALIBRATION_IMAGES = 24
 SKIP_REASON = "torch-fidelity is not installed for tests; run scripts/test_deps.sh"
+# fixed when the tests start (tests that point GAN_LAB_CACHE at a temporary folder do not rebuild the weights)
+CACHE = Path(os.environ.get("GAN_LAB_CACHE", ROOT / ".cache" / "tests")) / "test_inception"
 
 
 def calibration_images(n: int, size: int = 299, seed: int = 0) -> torch.Tensor:
@@ -35,7 +37,7 @@ def random_inception_weights() -> Path:
     """Path of the calibrated random Inception state dict (built on first use, ~10 s on one thread)."""
     from gan_lab.metrics.inception import FIDInceptionV3
 
-    path = Path(os.environ.get("GAN_LAB_CACHE", ROOT / ".cache" / "tests")) / "test_inception" / "random-v1.pth"
+    path = CACHE / "random-v1.pth"
     if path.is_file():
         return path
     torch.manual_seed(0)
@@ -65,3 +67,20 @@ def torch_fidelity_inception():
         stub.__path__ = [str(pkg_dir)]
         sys.modules["torch_fidelity"] = stub
     return importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
+
+
+def torch_fidelity_function(module_file: str, name: str):
+    """One top-level function of a torch-fidelity module whose imports need torchvision (metric_isc.py):
+    its source, compiled alone with numpy and torch, plus the module's KEY_* constants."""
+    import ast
+
+    import numpy as np
+
+    source = (TEST_DEPS / "torch_fidelity" / module_file).read_text()
+    tree = ast.parse(source)
+    keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    keep += [n for n in tree.body if isinstance(n, ast.Assign) and all(
+        isinstance(t, ast.Name) and t.id.startswith("KEY_") for t in n.targets)]  # fmt: skip
+    namespace = {"np": np, "torch": torch}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), module_file, "exec"), namespace)
+    return namespace[name]

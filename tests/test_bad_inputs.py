@@ -286,6 +286,27 @@ CASES = [
     case("fid_samples_one", ["metrics.n_samples=1"], ["metrics: n_samples=1", "out of range", "[2, inf)"]),
     case("fid_real_one", ["metrics.n_real=1"], ["metrics: n_real=1", "[2, inf)"]),
     case("metrics_every_negative", ["metrics.every_n_steps=-1"], ["metrics: every_n_steps=-1", "[0, inf)"]),
+    case(
+        "unknown_metric_name",
+        ["metrics.names=[fid,fidd]"],
+        ["metrics.names: unknown metric 'fidd'", "registered:", "kid"],
+    ),
+    case(
+        "inception_weights_missing",
+        ["metrics.fid.features=inception"],
+        ["metrics.fid.features=inception: no weights file at {tmp}/none.pth", "GAN_LAB_INCEPTION_WEIGHTS"],
+        env={"GAN_LAB_INCEPTION_WEIGHTS": "{tmp}/none.pth"},
+    ),
+    case(
+        "inception_resize_unknown",
+        ["metrics.fid.features=inception", "metrics.fid.resize=nearest"],
+        ["metrics.fid.resize='nearest' is not known", "allowed legacy_tf, clean"],
+    ),
+    case(
+        "torchscript_features_missing",
+        ["metrics.fid.features={tmp}/dinov2.pt"],
+        ["metrics.fid.features='{tmp}/dinov2.pt': no such TorchScript file"],
+    ),
     # trainer and callbacks
     case("max_steps_negative", ["trainer.max_steps=-5"], ["trainer: max_steps=-5", "-1 (no limit) or [1, inf)"]),
     case("max_steps_zero", ["trainer.max_steps=0"], ["trainer: max_steps=0", "-1 (no limit) or [1, inf)"]),

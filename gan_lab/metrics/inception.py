@@ -211,16 +211,16 @@ def resize_legacy_tf(x: torch.Tensor, size: int = SIZE) -> torch.Tensor:
         n = t.shape[dim]
         if n == size:
             return t
-        src = torch.arange(size, dtype=torch.float64) * (n / size)
-        i0 = src.floor().long().clamp_max(n - 1)
+        src = torch.arange(size, dtype=torch.float32) * torch.tensor(n / size, dtype=torch.float32)  # as TF: float32
+        i0 = src.long().clamp_max(n - 1)
         i1 = (i0 + 1).clamp_max(n - 1)
-        w = (src - i0).to(t.dtype)
+        w = (src - i0.float()).to(t.dtype)
         shape = [1] * t.dim()
         shape[dim] = size
         a, b = t.index_select(dim, i0.to(t.device)), t.index_select(dim, i1.to(t.device))
         return a + (b - a) * w.to(t.device).view(shape)
 
-    return axis(axis(x, 2), 3)
+    return axis(axis(x, 3), 2)  # along x, then along y (as TensorFlow's kernel)
 
 
 def resize_clean(x: torch.Tensor, size: int = SIZE) -> torch.Tensor:
@@ -326,16 +326,18 @@ def load_inception(resize: str = "legacy_tf", verify: bool = True, path: Path | 
             f"(SHA-256 {SHA256}) to that path or set GAN_LAB_INCEPTION_WEIGHTS to the file"
         )
     st = path.stat()
-    return _load(str(path.resolve()), st.st_size, st.st_mtime_ns, resize, bool(verify))
+    return _load(str(path.resolve()), st.st_size, st.st_mtime_ns, resize, SHA256 if verify else None)
 
 
 @cache
-def _load(path: str, size: int, mtime: int, resize: str, verify: bool) -> InceptionFeatures:
+def _load(path: str, size: int, mtime: int, resize: str, expected: str | None) -> InceptionFeatures:
+    """(cached per file version, resize and expected hash; `expected` None: not verified)"""
+    verify = expected is not None
     digest = sha256_file(Path(path))
-    if verify and digest != SHA256:
+    if verify and digest != expected:
         raise ConfigError(
             f"metrics.fid.features=inception: {path} has SHA-256 {digest}, not the published FID Inception "
-            f"weights' {SHA256}; download {URL}, or set metrics.fid.verify_weights=false to use a custom network"
+            f"weights' {expected}; download {URL}, or set metrics.fid.verify_weights=false to use a custom network"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
