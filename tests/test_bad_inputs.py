@@ -84,6 +84,20 @@ def garbage_png(tmp: Path, run: Path) -> None:
     (tmp / "images" / "bad.png").write_bytes(os.urandom(300))
 
 
+def zip_without_images(tmp: Path, run: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(tmp / "notes.zip", "w") as z:
+        z.writestr("notes.txt", "no images here")
+
+
+def cifar10_junk(tmp: Path, run: Path) -> None:
+    folder = tmp / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ("batches.meta", "test_batch", *(f"data_batch_{k}" for k in range(1, 6))):
+        (folder / name).write_bytes(b"not the published file")
+
+
 def garbage_ckpt(tmp: Path, run: Path) -> None:
     (tmp / "garbage.ckpt").write_bytes(b"this is not a checkpoint" + os.urandom(1000))
 
@@ -361,6 +375,51 @@ CASES = [
         ["ckpt_path=", "last.ckpt", "is not a readable gan_lab checkpoint"],
         setup=corrupt_last_ckpt,
     ),
+    # image folders, zips, CIFAR, LMDB
+    case(
+        "image_folder_empty",
+        ["data=image_folder", "data.root={tmp}/images"],
+        ["data.root='{tmp}/images' holds no images", "allowed suffixes .png"],
+        setup=empty_image_folder,
+    ),
+    case(
+        "image_folder_root_is_a_file",
+        ["data=image_folder", "data.root={tmp}/images/a.png"],
+        ["data.root='{tmp}/images/a.png' is a file, not a folder", "allowed a folder of images or a .zip"],
+        setup=one_image,
+    ),
+    case(
+        "image_zip_without_images",
+        ["data=image_folder", "data.root={tmp}/notes.zip"],
+        ["data.root='{tmp}/notes.zip' is a zip with no images", "allowed suffixes"],
+        setup=zip_without_images,
+    ),
+    case(
+        "image_folder_labels_from_flat_folder",
+        ["data=image_folder", "data.root={tmp}/images", "data.labels=folders"],
+        ["data.image_folder.labels=folders needs class subfolders", "'a.png'", "allowed labels=none"],
+        setup=one_image,
+    ),
+    case(
+        "image_folder_unknown_resize",
+        ["data=image_folder", "data.root={tmp}/images", "data.resize=nearest"],
+        ["resize='nearest' is not known", "allowed lanczos, bicubic, bilinear, box, area"],
+        setup=one_image,
+    ),
+    case(
+        "image_folder_nothing_readable",
+        ["data=image_folder", "data.root={tmp}/images", "data.cache_dir={tmp}/cache"],
+        ["none of the 1 images could be read", "bad.png"],
+        setup=garbage_png,
+    ),
+    case(
+        "cifar10_md5_mismatch",
+        ["data=cifar10", "data.root={tmp}"],
+        ["cifar-10-batches-py/data_batch_1' has MD5", "the published file has c99cafc152244af753f735de768cd75f"],
+        setup=cifar10_junk,
+    ),
+    case("cifar10_missing", ["data=cifar10", "data.root={tmp}"], ["holds neither cifar-10-batches-py/ nor"]),
+    case("lmdb_not_a_database", ["data=lmdb", "data.root={tmp}"], ["data.root='{tmp}' is not an LMDB folder"]),
 ]
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from gan_lab.data.base import InMemoryDataModule, split_train_val
 from gan_lab.data.digits import load_digits_images
+from gan_lab.data.images import ImageError, load_image
 from gan_lab.errors import ConfigError, check_range
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -49,12 +50,10 @@ def list_images(folder: str | Path, owner: str) -> list[Path]:
 def read_image(path: str | Path, owner: str, on_corrupt: str = "skip") -> np.ndarray | None:
     """H x W x 3 uint8 RGB (greyscale converted); a corrupt or truncated file gives None and a warning
     naming it (on_corrupt="skip") or a ConfigError (on_corrupt="error")."""
-    try:
-        with Image.open(path) as im:
-            im.load()  # decode now: a truncated file fails here, not later
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for unreadable/truncated data
-        msg = f"{owner}: cannot read image {str(path)!r} ({type(e).__name__}: {e})"
+    try:  # gan_lab.data.images: 16-bit files scaled (not clipped) to 8 bit, alpha over white
+        return load_image(path, channels=3)
+    except ImageError as e:  # missing, empty, truncated or not an image
+        msg = f"{owner}: cannot read image {str(path)!r} ({str(e).removeprefix(str(path) + ': ')})"
         if on_corrupt == "error":
             raise ConfigError(msg + "; set on_corrupt=skip to skip it") from None
         warnings.warn(msg + "; skipped", stacklevel=2)
