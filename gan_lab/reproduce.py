@@ -1,17 +1,23 @@
-"""Reproduce published numbers with the `experiment=` presets: several seeds, a paper-vs-measured table.
+"""Reproduce published tables: paper presets trained over seeds, paper vs measured in the paper's statistic.
 
-    python -m gan_lab.reproduce pacgan_ring                          # GAN vs PacGAN2 on the ring, 3 seeds
-    python -m gan_lab.reproduce all --seeds 5 --steps-scale 0.5 --out outputs/reproduce/mine
-    python -m gan_lab.reproduce stacked_digits --seeds 2 trainer.accelerator=gpu   # + Hydra overrides
-    python -m gan_lab.reproduce sr_set5 --sr-ckpt outputs/<srresnet run>/checkpoints/last.ckpt
-    gan-lab reproduce ...                                            # the same through the CLI
+    gan-lab reproduce pacgan_ring pacgan_grid              # 10 seeds per model, parallel jobs on every core
+    gan-lab reproduce unrolled_stacked data.root=data/mnist # + Hydra overrides for every job
+    gan-lab reproduce pacgan_ring --scale full             # the paper's own schedule (GPU / SLURM sized)
+    gan-lab reproduce pacgan_ring --seeds 3 --steps-scale 0.1 --out outputs/reproduce/quick
+    gan-lab reproduce pacgan_ring --out <out> --no-train --docs docs/reproduction.md   # re-tabulate finished jobs
+    gan-lab reproduce --list
 
-Every (model, seed) job trains `experiment=<preset> seed=<k>` with gan_lab.train.train in its own directory
-<out>/<entry>/<preset>/seed<k> (with .hydra/overrides.yaml, so `gan-lab compare <out>/<entry>` works too).
-A job directory that already holds a finished run with the same overrides is reused, never retrained or
-overwritten; one with other overrides is refused before anything trains; an interrupted one resumes from its
-last.ckpt. Each entry writes <out>/<entry>/reproduction.md and .json (paper value, measured mean ± std over
-the completed seeds, 95% CI, seeds, steps, wall time); <out>/reproduction.md collects every entry of <out>.
+Each table is a file gan_lab/conf/reproduce/<name>.yaml: the paper's values with their ± (`statistic`: se or std,
+over `paper_runs` trials), the models (an `experiment=` preset plus overrides), the paper's claims to test and
+the `--scale` presets. Every (model, seed) job trains `experiment=<preset> <overrides> seed=<k>` in its own
+directory <out>/<name>/<model>/seed<k> through the one job runner (gan_lab.jobs): finished jobs are reused, an
+interrupted one resumes, one with other overrides is refused before anything trains.
+
+Each table writes <out>/<name>/reproduction.md, .json and .png (paper vs measured with error bars): measured =
+mean ± standard error over the completed seeds (std and 95% CI in the JSON); each cell says whether it lies
+within 2 combined standard errors of the paper's value; each claim gets a one-sided Welch test and a verdict.
+<out>/reproduction.md/.json collect every table of <out>; `--docs FILE` writes the tables into FILE between
+the `<!-- reproduction:begin -->` and `<!-- reproduction:end -->` markers, with the machine, date and version.
 """
 
 from __future__ import annotations
@@ -19,37 +25,58 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import platform
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import yaml
 
+from gan_lab import jobs as jobrunner
 from gan_lab.config import CONF_DIR
 from gan_lab.errors import ConfigError, check_range
+from gan_lab.stats import STATISTICS, combined_se_distance, summary, to_se, welch_from_stats, welch_one_sided
 
+ENTRY_DIR = CONF_DIR / "reproduce"
 ROOT = Path(__file__).resolve().parents[1]
 SR_ROOT = ROOT.parent / "shared" / "data" / "sr"
-# defaults of every reproduce job (a later user override of the same key wins): no W&B run, no progress bar
-JOB_DEFAULTS = ("logger=csv", "callbacks.progress=null", "trainer.enable_progress_bar=false")
+SR_SETS = {"set5": "CSet5", "set14": "CSet14"}
+WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many combined standard errors
+ALPHA = 0.05  # significance level of the claim tests
+MARKERS = ("<!-- reproduction:begin -->", "<!-- reproduction:end -->")
 
 
 @dataclass(frozen=True)
 class Metric:
     key: str  # metrics.json key of a run
     label: str
-    scale: float = 1.0  # shown value = measured x scale (hq_fraction -> %)
+    scale: float = 1.0  # shown value = measured x scale (hq_fraction -> %); paper values are in shown units
     digits: int = 2
 
 
 @dataclass(frozen=True)
 class Model:
     label: str
-    preset: str | None  # conf/experiment/<preset>.yaml; None: nothing to train (the bicubic baseline)
-    paper: dict = field(default_factory=dict)  # metric key -> (value, ± as published or None); absent: n/a
+    experiment: str | None  # conf/experiment/<name>.yaml; None: nothing to train (the bicubic baseline)
+    overrides: tuple[str, ...] = ()
+    paper: dict = field(default_factory=dict)  # metric key -> [value, ± or None]; absent: n/a
+    default: bool = True  # trained unless --models names others
     note: str = ""
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "_", self.label.lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim: str
+    metric: str
+    better: str  # model label
+    than: str
 
 
 @dataclass(frozen=True)
@@ -57,153 +84,111 @@ class Entry:
     name: str
     title: str
     source: str
-    setup: str  # the paper's setup vs the presets' (one paragraph)
+    setup: str
+    statistic: str
+    paper_runs: int
+    seeds: int
     metrics: tuple[Metric, ...]
     models: tuple[Model, ...]
-
-
-_TOY = (
-    "Paper: G 4 x 400 ReLU + batch norm, z ~ N(0, I_2); D 3 x 200 maxout; Adam lr 1e-4, beta1 0.8; batches of "
-    "100 (PacGAN2: 100 packs of 2); 400,000 iterations; metrics on 2,500 samples; 10 runs. Presets (CPU-sized): "
-    "G 3 x 128 + batch norm, D 2 x 128 LeakyReLU, lr 1e-3, {steps} iterations; z, batches, beta1 and the "
-    "2,500 samples as in the paper."
-)
-
-
-def _toy_metrics(n_modes: int) -> tuple[Metric, ...]:
-    return (
-        Metric("modes_captured", f"modes (of {n_modes})", digits=1),
-        Metric("hq_fraction", "high-quality samples %", 100.0, 1),
-        Metric("reverse_kl", "reverse KL", digits=2),
-    )
-
-
-ENTRIES = {
-    e.name: e
-    for e in (
-        Entry(
-            "pacgan_ring",
-            "PacGAN Table 1: 2-D ring of 8 Gaussians (radius 1, sigma 0.01)",
-            "Lin et al. 2018, PacGAN: The power of two samples in generative adversarial networks, Table 1",
-            _TOY,
-            _toy_metrics(8),
-            (
-                Model(
-                    "GAN",
-                    "pacgan_ring_gan",
-                    {"modes_captured": (6.3, 0.5), "hq_fraction": (98.2, 0.2), "reverse_kl": (0.45, 0.09)},
-                ),
-                Model(
-                    "PacGAN2",
-                    "pacgan_ring_pac2",
-                    {"modes_captured": (7.9, 0.1), "hq_fraction": (95.6, 2.0), "reverse_kl": (0.07, 0.03)},
-                ),
-            ),
-        ),
-        Entry(
-            "pacgan_grid",
-            "PacGAN Table 1: 2-D grid of 25 Gaussians ({-4,-2,0,2,4}^2, sigma 0.05)",
-            "Lin et al. 2018, PacGAN, Table 1",
-            _TOY,
-            _toy_metrics(25),
-            (
-                Model(
-                    "GAN",
-                    "pacgan_grid_gan",
-                    {"modes_captured": (17.3, 0.8), "hq_fraction": (94.8, 0.7), "reverse_kl": (0.70, 0.07)},
-                ),
-                Model(
-                    "PacGAN2",
-                    "pacgan_grid_pac2",
-                    {"modes_captured": (23.8, 0.7), "hq_fraction": (91.3, 0.8), "reverse_kl": (0.13, 0.04)},
-                ),
-            ),
-        ),
-        Entry(
-            "stacked_digits",
-            "PacGAN Table 2 (VEEGAN setup): Stacked MNIST, 1000 modes; measured on stacked scikit-learn digits",
-            "Lin et al. 2018, PacGAN, Table 2 (DCGAN and PacDCGAN2 rows)",
-            "Paper: Stacked MNIST (128,000 images of 3 x 28 x 28), DCGAN 64/64 filters, z 100, Adam 2e-4 / 0.5, "
-            "batch 64 (PacDCGAN2: 64 packs of 2), two G updates per batch, 50 epochs (100,000 iterations), modes "
-            "counted on 26,000 samples by an MNIST classifier; 10 runs. Presets: stacked scikit-learn digits "
-            "(10,000 images of 3 x 32 x 32 from 1,797 digits), DCGAN 32/32 filters, the same optimizer, batches, "
-            "G updates and 26,000 samples (counted with the shipped digits classifier, per channel), {steps} "
-            "iterations (CPU).",
-            (Metric("stacked_modes", "modes (of 1000)", digits=1), Metric("stacked_kl", "KL to uniform", digits=2)),
-            (
-                Model(
-                    "DCGAN",
-                    "stacked_digits_dcgan",
-                    {"stacked_modes": (78.9, 6.46), "stacked_kl": (4.50, 0.127)},
-                    "paper row: PacGAN's own DCGAN; VEEGAN's DCGAN in the same table: 99.0 modes, KL 3.40",
-                ),
-                Model(
-                    "PacDCGAN2",
-                    "stacked_digits_pacdcgan2",
-                    {"stacked_modes": (1000.0, 0.0), "stacked_kl": (0.06, 0.01)},
-                ),
-            ),
-        ),
-        Entry(
-            "sr_set5",
-            "x4 super-resolution on Set5 / Set14 (PSNR / SSIM on Y, 4 border pixels cropped)",
-            "Ledig et al. 2017, SRGAN, Table 2 (bicubic and SRResNet rows)",
-            "Paper: SRResNet 16 blocks x 64 features, 350,000 ImageNet images, 10^6 updates. Preset "
-            "experiment=srresnet_x4 (CPU-sized; see the preset), {steps} iterations, or a given --sr-ckpt.",
-            (
-                Metric("set5_psnr_y", "Set5 PSNR dB", digits=2),
-                Metric("set5_ssim_y", "Set5 SSIM", digits=4),
-                Metric("set14_psnr_y", "Set14 PSNR dB", digits=2),
-                Metric("set14_ssim_y", "Set14 SSIM", digits=4),
-            ),
-            (
-                Model(
-                    "bicubic",
-                    None,
-                    {"set5_psnr_y": (28.43, None), "set14_psnr_y": (25.99, None)},
-                    "deterministic: evaluated once; SSIM definitions differ between papers (n/a)",
-                ),
-                Model(
-                    "SRResNet",
-                    "srresnet_x4",
-                    {
-                        "set5_psnr_y": (32.05, None),
-                        "set5_ssim_y": (0.9019, None),
-                        "set14_psnr_y": (28.49, None),
-                        "set14_ssim_y": (0.8184, None),
-                    },
-                ),
-            ),
-        ),
-    )
-}
-SR_SETS = {"set5": "CSet5", "set14": "CSet14"}
+    claims: tuple[Claim, ...] = ()
+    scales: dict = field(default_factory=dict)  # name -> {overrides: [...], note: str}
+    evaluate: str | None = None  # "sr_benchmark": Set5/Set14 of the trained checkpoint
 
 
 # ---------------------------------------------------------------------------------------------------
-# aggregation and tables (pure functions of run results)
+# the tables (conf/reproduce/*.yaml)
 
 
-def stats(values) -> dict:
-    """mean, std (ddof 1), Student-t 95% CI half-width and n of the finite values (nan where undefined)."""
-    from gan_lab.compare import ci95
-
-    x = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    mean, half = ci95(x)
-    std = float(np.std(x, ddof=1)) if len(x) > 1 else math.nan
-    return {"mean": mean, "std": std, "ci95": half, "n": len(x), "values": x}
+def entry_names() -> list[str]:
+    return sorted(p.stem for p in ENTRY_DIR.glob("*.yaml"))
 
 
-def summarize_model(model: Model, runs: list[dict], metrics: tuple[Metric, ...]) -> dict:
+def load_entry(name: str) -> Entry:
+    """conf/reproduce/<name>.yaml as an Entry; a malformed file gives one ConfigError naming it and the key."""
+    path = ENTRY_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"reproduce: {name!r} is not a table; allowed {', '.join(entry_names())}, all")
+    where = f"gan_lab/conf/reproduce/{name}.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        metrics = tuple(Metric(**m) for m in raw["metrics"])
+        models = tuple(
+            Model(
+                m["label"],
+                m.get("experiment"),
+                tuple(str(o) for o in m.get("overrides") or ()),
+                {k: list(v) for k, v in (m.get("paper") or {}).items()},
+                bool(m.get("default", True)),
+                m.get("note", ""),
+            )
+            for m in raw["models"]
+        )
+        claims = tuple(Claim(**c) for c in raw.get("claims") or ())
+        entry = Entry(
+            name,
+            raw["title"],
+            raw["source"],
+            " ".join(str(raw.get("setup", "")).split()),
+            raw.get("statistic", "se"),
+            int(raw.get("paper_runs", 1)),
+            int(raw.get("seeds", 10)),
+            metrics,
+            models,
+            claims,
+            dict(raw.get("scales") or {}),
+            raw.get("evaluate"),
+        )
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{where} is malformed: {type(e).__name__}: {e}") from None
+    keys, labels = {m.key for m in metrics}, [m.label for m in models]
+    if entry.statistic not in STATISTICS:
+        raise ConfigError(f"{where}: statistic={entry.statistic!r}; allowed {', '.join(STATISTICS)}")
+    for m in models:
+        if set(m.paper) - keys:
+            raise ConfigError(f"{where}: model {m.label!r} has paper values for unknown metrics {set(m.paper) - keys}")
+    for c in claims:
+        if c.metric not in keys or c.better not in labels or c.than not in labels:
+            raise ConfigError(f"{where}: claim {c.claim!r} names an unknown metric or model")
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------------
+# aggregation (pure functions of run results)
+
+
+def paper_value(entry: Entry, model: Model, metric: Metric) -> dict | None:
+    """The published mean, its ± as published, and that ± as a standard error (shown units)."""
+    if metric.key not in model.paper:
+        return None
+    mean, err = model.paper[metric.key]
+    return {"mean": mean, "err": err, "se": to_se(err, entry.statistic, entry.paper_runs)}
+
+
+def cell_check(measured: dict, paper: dict | None) -> dict:
+    """Distance of the measured mean from the paper's in combined standard errors, and whether it is within
+    WITHIN of them (None: not decidable, e.g. fewer than 2 seeds or no published ±)."""
+    if paper is None or not measured["n"]:
+        return {"distance": math.nan, "within": None}
+    d = combined_se_distance(measured["mean"], measured["se"], paper["mean"], paper["se"])
+    return {"distance": d, "within": None if math.isnan(d) else bool(d <= WITHIN)}
+
+
+def summarize_model(entry: Entry, model: Model, runs: list[dict]) -> dict:
     """One model's row: runs are metrics.json-like dicts with `status` (and seed, wall_time_s, steps)."""
     done = [r for r in runs if r.get("status") == "completed"]
-    measured = {m.key: stats(r.get(m.key) for r in done) for m in metrics}
+    measured, paper, check = {}, {}, {}
+    for m in entry.metrics:
+        measured[m.key] = summary(r.get(m.key) * m.scale for r in done if isinstance(r.get(m.key), (int, float)))
+        paper[m.key] = paper_value(entry, model, m)
+        check[m.key] = cell_check(measured[m.key], paper[m.key])
     return {
         "label": model.label,
-        "preset": model.preset,
+        "experiment": model.experiment,
+        "overrides": list(model.overrides),
         "note": model.note,
-        "paper": {m.key: list(model.paper[m.key]) if m.key in model.paper else None for m in metrics},
+        "paper": paper,
         "measured": measured,
+        "check": check,
         "seeds": [r.get("seed") for r in runs],
         "completed": len(done),
         "diverged": sum(r.get("status") == "diverged" for r in runs),
@@ -214,176 +199,307 @@ def summarize_model(model: Model, runs: list[dict], metrics: tuple[Metric, ...])
     }
 
 
-def _num(x: float, digits: int) -> str:
+def test_claims(entry: Entry, rows: dict[str, dict]) -> list[dict]:
+    """A one-sided Welch test per claim on the measured seeds (and, for reference, on the paper's own means,
+    standard errors and trial counts)."""
+    from gan_lab.compare import direction
+
+    out = []
+    for c in entry.claims:
+        lower = direction(c.metric)
+        alternative = "less" if lower else "greater"
+        a, b = rows[c.better]["measured"][c.metric], rows[c.than]["measured"][c.metric]
+        test = welch_one_sided(a["values"], b["values"], alternative)
+        if math.isnan(test["p"]):
+            verdict = f"not testable (n = {a['n']} and {b['n']}; 2 seeds a side needed)"
+        elif test["p"] < ALPHA:
+            verdict = f"supported (p < {ALPHA:g})"
+        else:
+            verdict = f"not supported at {ALPHA:g}"
+        pa, pb = rows[c.better]["paper"][c.metric], rows[c.than]["paper"][c.metric]
+        paper_p = math.nan
+        if pa and pb:
+            n = entry.paper_runs
+            paper_p = welch_from_stats(pa["mean"], pa["se"], n, pb["mean"], pb["se"], n, alternative)
+        out.append(
+            {
+                "claim": c.claim,
+                "metric": c.metric,
+                "better": c.better,
+                "than": c.than,
+                "alternative": f"mean({c.better}) {'<' if lower else '>'} mean({c.than})",
+                "n": [a["n"], b["n"]],
+                "means": [a["mean"], b["mean"]],
+                **test,
+                "verdict": verdict,
+                "paper_p": paper_p,
+            }
+        )
+    return out
+
+
+def machine() -> dict:
+    """Where and when the numbers were measured (no paths, no host names)."""
+    from gan_lab import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        torch_version = torch.__version__
+    except Exception:  # noqa: BLE001 - informational only
+        gpu, torch_version = None, "?"
+    return {
+        "cpu": cpu,
+        "cores": jobrunner.cores(),
+        "gpu": gpu,
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "gan_lab": __version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def summarize_entry(entry: Entry, results: dict[str, list[dict]], models=None, **info) -> dict:
+    """Entry summary from {model label: [run dicts]}; info: seeds, scale, steps_scale, overrides, jobs, ..."""
+    models = [m for m in entry.models if models is None or m.label in models]
+    steps = sorted({s for runs in results.values() for r in runs for s in [r.get("steps")] if s})
+    rows = {m.label: summarize_model(entry, m, results.get(m.label, [])) for m in entry.models}
+    return {
+        "entry": entry.name,
+        "title": entry.title,
+        "source": entry.source,
+        "setup": entry.setup.replace("{steps}", "/".join(str(s) for s in steps) or "the preset's"),
+        "statistic": entry.statistic,
+        "paper_runs": entry.paper_runs,
+        "machine": machine(),
+        **info,
+        "trained": [m.label for m in models],
+        "models": [rows[m.label] for m in entry.models],
+        "claims": test_claims(entry, rows),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# tables and figures
+
+
+def _num(x, digits: int) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
-def paper_cell(value, metric: Metric) -> str:
-    if not value:
+def paper_cell(p: dict | None, metric: Metric) -> str:
+    if not p:
         return "n/a"
-    mean, err = value
-    return _num(mean, metric.digits) + ("" if err is None else f" ± {_num(err, metric.digits)}")
+    return _num(p["mean"], metric.digits) + ("" if p["err"] is None else f" ± {_num(p['err'], metric.digits)}")
 
 
-def measured_cell(s: dict, metric: Metric) -> str:
-    """'mean ± std' of the completed seeds in the shown unit ('mean' alone for one seed; n/a for none)."""
+def measured_cell(s: dict, check: dict, metric: Metric) -> str:
+    """'mean ± se' of the completed seeds ('mean' alone for one seed; n/a for none), then ✓ when within 2
+    combined standard errors of the paper, ✗ when not."""
     if not s["n"]:
         return "n/a"
-    text = _num(s["mean"] * metric.scale, metric.digits)
-    return text if s["n"] < 2 else f"{text} ± {_num(s['std'] * metric.scale, metric.digits)}"
+    text = _num(s["mean"], metric.digits)
+    text = text if s["n"] < 2 else f"{text} ± {_num(s['se'], metric.digits)}"
+    mark = {True: " ✓", False: " ✗", None: ""}[check["within"]]
+    return text + mark
 
 
 def render_entry(summary: dict) -> str:
     """Markdown section of one entry's summary (see summarize_entry)."""
-    entry = ENTRIES[summary["entry"]]
+    entry = load_entry(summary["entry"])
     head = ["model", "experiment", "seeds done", "steps"]
     for m in entry.metrics:
         head += [f"{m.label}: paper", f"{m.label}: measured"]
     head.append("wall time s")
-    lines = [
-        f"### `{entry.name}`: {entry.title}",
-        "",
-        f"Source: {entry.source}. {summary['setup']}",
-        "",
-    ]
+    lines = [f"### `{entry.name}`: {entry.title}", "", f"Source: {entry.source}. {summary['setup']}", ""]
     if summary.get("skipped"):
         return "\n".join(lines + [f"Skipped: {summary['skipped']}", ""])
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
     for row in summary["models"]:
-        total = len(row["seeds"])
-        done = f"{row['completed']}/{total}"
-        if row["diverged"] or row["failed"]:
-            done += f" ({row['diverged']} diverged, {row['failed']} failed)"
-        cells = [row["label"], f"`{row['preset']}`" if row["preset"] else "-", done]
+        if row["label"] not in summary.get("trained", [row["label"]]) and not row["runs"]:
+            done = "not run"
+        else:
+            done = f"{row['completed']}/{len(row['seeds'])}"
+            if row["diverged"] or row["failed"]:
+                done += f" ({row['diverged']} diverged, {row['failed']} failed)"
+        exp = row["experiment"]
+        cells = [row["label"], f"`{' '.join([exp, *row['overrides']])}`" if exp else "-", done]
         cells.append(", ".join(map(str, row["steps"])) or "-")
         for m in entry.metrics:
-            cells += [paper_cell(row["paper"][m.key], m), measured_cell(row["measured"][m.key], m)]
+            cells += [paper_cell(row["paper"][m.key], m), measured_cell(row["measured"][m.key], row["check"][m.key], m)]
         cells.append(f"{row['wall_time_s']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
         if row["note"]:
             notes.append(f"{row['label']}: {row['note']}")
+    stat = {"se": "standard error", "std": "standard deviation"}[summary["statistic"]]
+    mach = summary["machine"]
     lines += [
         "",
-        "Paper: the published value (± as published). Measured: mean ± std over the completed seeds "
-        f"(seeds {summary['seeds']}; 95% CIs in reproduction.json); wall time: sum over the model's jobs "
-        f"(threads={summary.get('threads')})"
-        + (f"; the entry took {summary['elapsed_s']:.0f} s." if summary.get("elapsed_s") else "."),
+        f"Paper: mean ± {stat} over {summary['paper_runs']} trials as published. Measured: mean ± standard error "
+        f"over the completed seeds (std and 95% CI in reproduction.json); ✓ / ✗: within / not within "
+        f"{WITHIN:g} combined standard errors of the paper's value (no mark: not decidable, e.g. one seed). "
+        f"Wall time: sum over the model's jobs. Measured {mach['date']} with gan_lab {mach['gan_lab']}, torch "
+        f"{mach['torch']} on {mach['cpu']} ({mach['cores']} cores"
+        + (f", {mach['gpu']}" if mach.get("gpu") else "")
+        + f"; load average {mach.get('load_average')} at the end), {summary.get('jobs', 1)} parallel job(s)"
+        + (f", scale {summary['scale']}" if summary.get("scale") else "")
+        + (f", steps x {summary['steps_scale']:g}" if summary.get("steps_scale", 1.0) != 1.0 else "")
+        + (f"; the table took {summary['elapsed_s']:.0f} s." if summary.get("elapsed_s") else "."),
     ]
     lines += [f"- {n}" for n in notes]
+    if summary["claims"]:
+        lines += [
+            "",
+            "| claim | one-sided alternative | seeds | t | df | p | verdict | paper's own p |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for c in summary["claims"]:
+            lines.append(
+                f"| {c['claim']} | {c['alternative']} | {c['n'][0]} vs {c['n'][1]} | {_num(c['t'], 2)} | "
+                f"{_num(c['df'], 1)} | {_num(c['p'], 4)} | {c['verdict']} | {_num(c['paper_p'], 4)} |"
+            )
+        lines += [
+            "",
+            f"Welch's t-test on the measured seeds at alpha = {ALPHA:g}; the paper's own p from its "
+            "means, ± (as standard errors) and trial counts.",
+        ]
     return "\n".join(lines + [""])
 
 
-def summarize_entry(entry: Entry, results: dict[str, list[dict]], **info) -> dict:
-    """Entry summary from {model label: [run dicts]}; info: seeds, steps_scale, overrides, threads, ..."""
-    steps = sorted({s for runs in results.values() for r in runs for s in [r.get("steps")] if s})
-    setup = entry.setup.replace("{steps}", "/".join(str(s) for s in steps) or "the preset's")
-    return {
-        "entry": entry.name,
-        "title": entry.title,
-        "source": entry.source,
-        "setup": setup,
-        **info,
-        "models": [summarize_model(m, results.get(m.label, []), entry.metrics) for m in entry.models],
-    }
+def plot_entry(summary: dict, path: Path) -> Path | None:
+    """reproduction.png: per metric, paper (± as a standard error) and measured (± standard error) per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if summary.get("skipped"):
+        return None
+    entry = load_entry(summary["entry"])
+    rows = summary["models"]
+    fig, axes = plt.subplots(1, len(entry.metrics), figsize=(4.5 * len(entry.metrics), 1.2 + 0.45 * len(rows)))
+    axes = [axes] if len(entry.metrics) == 1 else list(axes)
+    for ax, m in zip(axes, entry.metrics, strict=True):
+        for i, row in enumerate(rows):
+            p, s = row["paper"][m.key], row["measured"][m.key]
+            if p:
+                ax.errorbar(
+                    p["mean"],
+                    i + 0.15,
+                    xerr=0 if math.isnan(p["se"]) else p["se"],
+                    fmt="s",
+                    color="gray",
+                    capsize=3,
+                    label="paper" if i == 0 else None,
+                )
+            if s["n"]:
+                ax.errorbar(
+                    s["mean"],
+                    i - 0.15,
+                    xerr=0 if math.isnan(s["se"]) else s["se"],
+                    fmt="o",
+                    color="C0",
+                    capsize=3,
+                    label=f"measured (n={s['n']})" if not ax.get_legend_handles_labels()[1][1:] else None,
+                )
+        ax.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=8)
+        ax.set_xlabel(f"{m.label}, mean ± s.e.", fontsize=8)
+        ax.invert_yaxis()
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{entry.name}: paper vs measured", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _json_default(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _dump(obj) -> str:
+    """JSON with nan/inf as null (strict JSON readers)."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(json.loads(json.dumps(obj, default=_json_default))), indent=2)
+
+
+def _load_summary(path: Path) -> dict:
+    """A reproduction.json entry with nulls back to nan (the inverse of _dump for numbers)."""
+
+    def back(v, key=None):
+        if v is None and key in ("mean", "std", "se", "ci95", "distance", "t", "df", "p", "paper_p"):
+            return math.nan
+        if isinstance(v, dict):
+            return {k: back(x, k) for k, x in v.items()}
+        if isinstance(v, list):
+            return [math.nan if x is None and key in ("means",) else back(x) for x in v]
+        return v
+
+    return back(json.loads(path.read_text()))
 
 
 def write_tables(out: Path, summary: dict) -> str:
-    """<out>/<entry>/reproduction.md + .json, then <out>/reproduction.md + .json over all entries in out."""
+    """<out>/<entry>/reproduction.md, .json, .png, then <out>/reproduction.md + .json over all entries in out."""
     edir = out / summary["entry"]
     edir.mkdir(parents=True, exist_ok=True)
     text = render_entry(summary)
     (edir / "reproduction.md").write_text(text)
-    (edir / "reproduction.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    every = [json.loads(p.read_text()) for p in sorted(out.glob("*/reproduction.json"))]
-    every = [s for s in every if s.get("entry") in ENTRIES]
+    (edir / "reproduction.json").write_text(_dump(summary))
+    plot_entry(summary, edir / "reproduction.png")
+    every = [_load_summary(p) for p in sorted(out.glob("*/reproduction.json"))]
+    every = [s for s in every if s.get("entry") in entry_names()]
     (out / "reproduction.md").write_text("# Reproduction\n\n" + "\n".join(render_entry(s) for s in every))
-    (out / "reproduction.json").write_text(json.dumps(every, indent=2, default=_json_default))
+    (out / "reproduction.json").write_text(_dump(every))
     return text
 
 
-def _json_default(x):
-    return float(x) if isinstance(x, (np.floating, np.integer)) else str(x)
+def write_docs(path: Path, summaries: list[dict]) -> None:
+    """Replace the text between the reproduction markers of `path` with the rendered tables (regenerated from
+    reproduction.json by the command itself, never copied by hand)."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    begin, end = MARKERS
+    if begin not in text or end not in text:
+        raise ConfigError(f"--docs {path}: the file has no '{begin}' ... '{end}' markers to write the tables between")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    body = "\n".join(render_entry(s) for s in summaries)
+    body = body.replace("](reproduction", "](reproduction")  # tables carry no links; kept as plain Markdown
+    path.write_text(f"{head}{begin}\n\n{body}\n{end}{tail}")
 
 
 # ---------------------------------------------------------------------------------------------------
 # jobs
 
 
-def job_overrides(preset: str, seed: int, steps_scale: float, user: list[str]) -> list[str]:
-    """The overrides a job is trained (and recorded) with: preset, seed, scaled max_steps, defaults, user's."""
-    base = [f"experiment={preset}", f"seed={seed}"]
+def job_overrides(model: Model, seed: int, steps_scale: float, scale: list[str], user: list[str]) -> list[str]:
+    """The overrides a job is trained (and recorded) with: preset, the model's and the scale's overrides, seed,
+    scaled max_steps, the job defaults and the user's."""
+    base = [f"experiment={model.experiment}", *model.overrides, *scale, f"seed={seed}"]
     if steps_scale != 1.0 and not any(o.lstrip("+").startswith("trainer.max_steps=") for o in user):
-        steps = compose(base + list(JOB_DEFAULTS) + user).trainer.max_steps
+        steps = jobrunner.compose(jobrunner.with_defaults(base, user)).trainer.max_steps
         base.append(f"trainer.max_steps={max(1, round(steps * steps_scale))}")
-    keys = {o.lstrip("+~").split("=", 1)[0] for o in user}
-    return base + [o for o in JOB_DEFAULTS if o.split("=", 1)[0] not in keys] + list(user)
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return hydra_compose("train", overrides=list(overrides))
-
-
-def _read_overrides(run_dir: Path) -> list[str] | None:
-    try:
-        return [str(o) for o in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []]
-    except (OSError, yaml.YAMLError):
-        return None
-
-
-def plan_job(run_dir: Path, overrides: list[str], max_steps: int) -> str:
-    """'train', 'resume' or 'reuse' for a job directory; ConfigError when it holds something else.
-
-    A finished job (diverged, or completed with all `max_steps`) is reused; an unfinished one (no metrics.json,
-    status failed, or fewer steps: Ctrl+C ends Lightning with sys.exit) resumes from its last.ckpt."""
-    if not run_dir.exists():
-        return "train"
-    recorded = _read_overrides(run_dir)
-    if recorded != overrides:
-        raise ConfigError(
-            f"job directory {run_dir} already holds a run with other overrides ({recorded}, now {overrides}); "
-            "choose another --out (existing runs are never overwritten)"
-        )
-    try:
-        done = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        done = {}
-    status, steps = done.get("status"), done.get("steps") or 0
-    if status == "diverged" or (status == "completed" and steps >= max_steps):
-        return "reuse"
-    if (run_dir / "checkpoints" / "last.ckpt").exists():
-        return "resume"
-    raise ConfigError(
-        f"job directory {run_dir} holds an unfinished run (status {status}, {steps} of {max_steps} steps) without "
-        "checkpoints/last.ckpt to resume from; choose another --out (existing runs are never overwritten)"
-    )
-
-
-def run_job(run_dir: Path, overrides: list[str], action: str) -> dict:
-    """Train (or resume) one job through gan_lab.train.train, or read a finished one; returns metrics.json."""
-    from omegaconf import OmegaConf
-
-    from gan_lab.train import train
-
-    if action != "reuse":
-        (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-        (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-        cfg = compose(overrides + (["ckpt_path=last"] if action == "resume" else []))
-        (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-        try:
-            train(cfg, run_dir)
-        except ConfigError:
-            raise
-        except Exception as e:  # recorded in metrics.json by train(); the other jobs go on
-            print(f"  job failed: {type(e).__name__}: {e}", file=sys.stderr)
-    try:
-        return json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {"status": "failed", "error": "no readable metrics.json"}
+    return jobrunner.with_defaults(base, user)
 
 
 def _sr_metrics(generator, sr_root: Path) -> dict:
@@ -408,124 +524,214 @@ def _sr_after_training(run_dir: Path, result: dict, sr_root: Path) -> dict:
     return {**result, **json.loads(cache.read_text())}
 
 
+def _selected(entry: Entry, models: list[str] | None) -> list[Model]:
+    if not models:
+        return [m for m in entry.models if m.default]
+    if models == ["all"]:
+        return list(entry.models)
+    labels = {m.label.lower(): m for m in entry.models}
+    labels.update({m.slug: m for m in entry.models})
+    unknown = [x for x in models if x.lower() not in labels]
+    if unknown:
+        raise ConfigError(
+            f"--models {unknown[0]!r} is not a model of {entry.name}; "
+            f"allowed {', '.join(m.label for m in entry.models)}, all"
+        )
+    return [labels[x.lower()] for x in models]
+
+
 def reproduce(
-    name: str,
-    seeds: int = 3,
+    names,
+    seeds: int | None = None,
     steps_scale: float = 1.0,
     out: Path | str | None = None,
     overrides: list[str] | None = None,
-    threads: int | None = 1,
+    threads: int | None = None,
+    jobs: int | None = None,
+    scale: str | None = None,
+    models: list[str] | None = None,
     sr_ckpt: str | None = None,
     sr_root: Path | str = SR_ROOT,
+    train: bool = True,
+    docs: Path | str | None = None,
 ) -> list[dict]:
-    """Run the entries (`name` or all), write their tables; returns their summaries."""
+    """Run the tables (a name, a list of names, or 'all'), write them; returns their summaries. Every job is
+    planned and its config validated before anything trains."""
     from gan_lab.config import validate
-    from gan_lab.train import set_threads
 
-    if name != "all" and name not in ENTRIES:
-        raise ConfigError(f"reproduce: {name!r} is not an entry; allowed {', '.join(ENTRIES)}, all")
-    check_range("reproduce", "--seeds", seeds, 1, 1000)
+    names = [names] if isinstance(names, str) else list(names)
+    known = entry_names()
+    names = known if names == ["all"] else names
+    if not names:
+        raise ConfigError(f"reproduce: name a table; allowed {', '.join(known)}, all")
+    entries = [load_entry(n) for n in names]
+    if seeds is not None:
+        check_range("reproduce", "--seeds", seeds, 1, 1000)
     check_range("reproduce", "--steps-scale", steps_scale, 0.0, 100.0, low_open=True)
+    if jobs is not None:
+        check_range("reproduce", "--jobs", jobs, 1, 1024)
     if threads is not None:
-        set_threads(threads)
+        check_range("reproduce", "--threads", threads, 1, 1024)
     overrides = list(overrides or [])
+    if docs is not None and not Path(docs).is_file():
+        raise ConfigError(f"--docs {docs}: no such file (it must hold the reproduction markers)")
     if not out:  # like Hydra's run dirs: relative to the working directory, unique to the microsecond
         from datetime import datetime
 
         out = Path("outputs") / "reproduce" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
-    out = Path(out)
-    sr_root = Path(sr_root)
+    out, sr_root = Path(out), Path(sr_root)
     if sr_ckpt is not None and not Path(sr_ckpt).is_file():
         raise ConfigError(f"--sr-ckpt={sr_ckpt!r} does not exist; give an SR run's checkpoints/last.ckpt")
-    names = list(ENTRIES) if name == "all" else [name]
 
-    # plan every job and validate its config before anything trains
     plans: dict[str, list] = {}
     skipped: dict[str, str] = {}
-    for n in names:
-        entry = ENTRIES[n]
-        if n == "sr_set5":
+    chosen: dict[str, list[Model]] = {}
+    for entry in entries:
+        if scale is not None and scale not in entry.scales:
+            raise ConfigError(
+                f"--scale {scale!r} is not defined for {entry.name}; allowed {', '.join(entry.scales) or 'none'}"
+            )
+        scale_ov = [str(o) for o in (entry.scales[scale]["overrides"] if scale else [])]
+        chosen[entry.name] = _selected(entry, models)
+        if entry.evaluate == "sr_benchmark":
             missing = [f for f in SR_SETS.values() if not (sr_root / f).is_dir()]
             if missing:
-                skipped[n] = f"no benchmark folder {sr_root / missing[0]} (the shared data is absent)"
+                skipped[entry.name] = f"no benchmark folder {sr_root / missing[0]} (the shared data is absent)"
                 continue
-        jobs = []
-        for model in entry.models:
-            if model.preset is None or (n == "sr_set5" and sr_ckpt):
-                jobs.append((model, None, None, None, None))
-                continue
-            if not (CONF_DIR / "experiment" / f"{model.preset}.yaml").is_file():
-                raise ConfigError(
-                    f"reproduce {n}: experiment preset {model.preset!r} is not in gan_lab/conf/experiment"
-                    + ("; pass --sr-ckpt <an SR run's last.ckpt> instead" if n == "sr_set5" else "")
-                )
-            for seed in range(seeds):
-                ov = job_overrides(model.preset, seed, steps_scale, overrides)
-                cfg = compose(ov)
+        todo = []
+        n_seeds = seeds or entry.seeds
+        for seed in range(n_seeds):
+            for model in chosen[entry.name]:
+                if model.experiment is None or (entry.evaluate == "sr_benchmark" and sr_ckpt):
+                    if seed == 0:
+                        todo.append((model, None, None))
+                    continue
+                if not (CONF_DIR / "experiment" / f"{model.experiment}.yaml").is_file():
+                    raise ConfigError(
+                        f"reproduce {entry.name}: experiment preset {model.experiment!r} "
+                        "is not in gan_lab/conf/experiment"
+                    )
+                ov = job_overrides(model, seed, steps_scale, scale_ov, overrides)
+                cfg = jobrunner.compose(ov)
                 validate(cfg)
-                run_dir = out / n / model.preset / f"seed{seed}"
-                jobs.append((model, seed, run_dir, ov, plan_job(run_dir, ov, int(cfg.trainer.max_steps))))
-        plans[n] = jobs
+                run_dir = out / entry.name / model.slug / f"seed{seed}"
+                action = jobrunner.plan_job(run_dir, ov, int(cfg.trainer.max_steps))
+                todo.append((model, seed, jobrunner.Job(run_dir, ov, action, (model.label, seed))))
+        plans[entry.name] = todo
 
     summaries = []
-    info = {"steps_scale": steps_scale, "overrides": overrides, "threads": threads}
-    for n in names:
-        entry = ENTRIES[n]
-        if n in skipped:
-            print(f"{n}: skipped: {skipped[n]}")
-            summary = summarize_entry(entry, {}, seeds=list(range(seeds)), skipped=skipped[n], **info)
+    for entry in entries:
+        n_seeds = seeds or entry.seeds
+        info = {
+            "seeds": list(range(n_seeds)),
+            "steps_scale": steps_scale,
+            "scale": scale,
+            "overrides": overrides,
+        }
+        if entry.name in skipped:
+            print(f"{entry.name}: skipped: {skipped[entry.name]}")
+            summary = summarize_entry(
+                entry, {}, [m.label for m in chosen[entry.name]], skipped=skipped[entry.name], **info
+            )
             print(write_tables(out, summary))
             summaries.append(summary)
             continue
         t0, results = time.time(), {}
-        for model, seed, run_dir, ov, action in plans[n]:
-            if run_dir is None:  # bicubic, or a given SR checkpoint: evaluated once
+        for model, _seed, job in plans[entry.name]:
+            if job is None:  # bicubic, or a given SR checkpoint: evaluated once
                 t1 = time.time()
-                if model.preset is None:
+                if model.experiment is None:
                     gen, where = None, "bicubic"
                 else:
                     from gan_lab.metrics.sr_benchmark import load_sr_generator
 
                     gen, where = load_sr_generator(sr_ckpt), sr_ckpt
-                print(f"[{n}] {model.label}: evaluating {where}", flush=True)
+                print(f"[{entry.name}] {model.label}: evaluating {where}", flush=True)
                 r = {"status": "completed", "seed": None, "dir": where, **_sr_metrics(gen, sr_root)}
                 results.setdefault(model.label, []).append({**r, "wall_time_s": round(time.time() - t1, 1)})
-                continue
-            verb = {"train": "training", "resume": "resuming", "reuse": "reusing"}[action]
-            print(f"[{n}] {model.label} seed {seed}: {verb} {' '.join(ov)} -> {run_dir}", flush=True)
-            r = run_job(run_dir, ov, action)
-            if n == "sr_set5":
-                r = _sr_after_training(run_dir, r, sr_root)
+        todo = [job for _, _, job in plans[entry.name] if job is not None]
+        if not train:
+            todo = [j for j in todo if j.action == "reuse"]  # tabulate only the finished jobs
+        parallel = jobs or max(1, min(jobrunner.cores(), len([j for j in todo if j.action != "reuse"]) or 1))
+        info["jobs"] = parallel
+
+        def done(job, r, entry=entry, results=results):
+            label, seed = job.tag
+            if entry.evaluate == "sr_benchmark":
+                r = _sr_after_training(job.run_dir, r, sr_root)
             shown = ", ".join(f"{m.key}={r[m.key]:.4g}" for m in entry.metrics if isinstance(r.get(m.key), float))
-            print(f"  {r.get('status')} ({r.get('steps', '?')} steps, {r.get('wall_time_s', '?')} s) {shown}")
-            results.setdefault(model.label, []).append({**r, "seed": seed, "dir": str(run_dir)})
+            verb = "reused" if job.action == "reuse" else "done"
+            print(
+                f"[{entry.name}] {label} seed {seed}: {verb}: {r.get('status')} ({r.get('steps', '?')} steps, "
+                f"{r.get('wall_time_s', '?')} s) {shown}",
+                flush=True,
+            )
+            results.setdefault(label, []).append({**r, "seed": seed, "dir": str(job.run_dir)})
+
+        for job in todo:
+            if job.action != "reuse":
+                print(
+                    f"[{entry.name}] {job.tag[0]} seed {job.tag[1]}: {job.action} {' '.join(job.overrides)}", flush=True
+                )
+        jobrunner.run_jobs(todo, parallel=parallel, threads=threads, on_done=done)
+        for runs in results.values():
+            runs.sort(key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
         summary = summarize_entry(
-            entry, results, seeds=list(range(seeds)), elapsed_s=round(time.time() - t0, 1), **info
+            entry, results, [m.label for m in chosen[entry.name]], elapsed_s=round(time.time() - t0, 1), **info
         )
         print(write_tables(out, summary), flush=True)
         summaries.append(summary)
-    print(f"tables: {out / 'reproduction.md'} and {out}/<entry>/reproduction.md (+ .json)")
+    if docs is not None:
+        write_docs(Path(docs), [_load_summary(p) for p in sorted(out.glob("*/reproduction.json"))])
+        print(f"tables written into {docs}")
+    print(f"tables: {out / 'reproduction.md'} and {out}/<table>/reproduction.md (+ .json, .png)")
     return summaries
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="gan-lab reproduce", description=__doc__.split("\n")[0])
-    parser.add_argument("name", help=f"entry to reproduce: {', '.join(ENTRIES)} or all")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every job, e.g. trainer.accelerator=gpu")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per model (default 3)")
+    parser.add_argument(
+        "args", nargs="*", help=f"tables ({', '.join(entry_names())} or all), then Hydra overrides for every job"
+    )
+    parser.add_argument("--list", action="store_true", help="list the tables and their models, then exit")
+    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 per model (default: the table's, 10 for the papers')")
+    parser.add_argument("--models", help="comma-separated model labels to train (default: the table's defaults; all)")
+    parser.add_argument("--scale", help="a schedule preset of the table, e.g. full (the paper's own schedule)")
     parser.add_argument(
         "--steps-scale", type=float, default=1.0, help="multiply each preset's trainer.max_steps (unless overridden)"
     )
     parser.add_argument("--out", help="output dir (default outputs/reproduce/<date>/<time>); finished jobs are reused")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--jobs", type=int, help="parallel jobs (default: one per core); 1 trains in this process")
+    parser.add_argument("--threads", type=int, help="torch CPU threads per job (default: cores / jobs)")
+    parser.add_argument("--no-train", action="store_true", help="only tabulate the finished jobs of --out")
+    parser.add_argument("--docs", help="also write the tables into this Markdown file, between the markers")
     parser.add_argument("--sr-ckpt", help="sr_set5: evaluate this SR checkpoint instead of training srresnet_x4")
     parser.add_argument("--sr-root", default=str(SR_ROOT), help="folder holding CSet5/ and CSet14/")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
-        if args.threads is not None and args.threads < 1:
-            raise ConfigError(f"--threads={args.threads} must be a positive integer; allowed [1, inf)")
+        if args.list:
+            for n in entry_names():
+                e = load_entry(n)
+                labels = [m.label + ("" if m.default else " (--models)") for m in e.models]
+                print(f"{n}: {e.title}\n  models: {'; '.join(labels)}\n  scales: {', '.join(e.scales) or '-'}")
+            return 0
+        names = [a for a in args.args if "=" not in a]
+        overrides = [a for a in args.args if "=" in a]
+        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
         reproduce(
-            args.name, args.seeds, args.steps_scale, args.out, args.overrides, args.threads, args.sr_ckpt, args.sr_root
+            names,
+            args.seeds,
+            args.steps_scale,
+            args.out,
+            overrides,
+            args.threads,
+            args.jobs,
+            args.scale,
+            models,
+            args.sr_ckpt,
+            args.sr_root,
+            not args.no_train,
+            args.docs,
         )
     except ConfigError as e:
         print(f"gan-lab reproduce: error: {e}", file=sys.stderr)

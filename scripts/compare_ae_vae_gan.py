@@ -1,6 +1,7 @@
 """Autoencoder vs VAE vs DCGAN on the digits: what decoding z ~ N(0, I) gives, next to a GAN's samples.
 
     python scripts/compare_ae_vae_gan.py                          # trains model=ae, vae, dcgan (2000 steps each)
+    python scripts/compare_ae_vae_gan.py --jobs 3                 # the three trainings as parallel jobs
     python scripts/compare_ae_vae_gan.py --steps 5000 --out outputs/ae_vae_gan trainer.accelerator=gpu
     python scripts/compare_ae_vae_gan.py --run ae=outputs/A --run vae=outputs/B --run dcgan=outputs/C   # finished runs
 
@@ -8,7 +9,9 @@ Each model's last checkpoint is evaluated by `gan_lab.evaluate` (samples `task.g
 decoded z ~ N(0, I) for AE and VAE, G(z) for DCGAN, through `compute_metrics`); the AE/VAE rows add
 the held-out reconstruction numbers, recomputed from the checkpoint. Prints one markdown table and
 writes it, the numbers (comparison.json) and a sample grid per model (<model>_samples.png) into --out.
-Trailing key=value arguments are Hydra overrides for the runs this script trains (all three).
+Trailing key=value arguments are Hydra overrides for the runs this script trains (all three). The runs go
+through gan_lab.jobs, the job runner `gan-lab reproduce` uses: a finished run in --out with the same overrides
+is reused, an interrupted one resumes, one with other overrides is refused before anything trains.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from gan_lab.config import CONF_DIR  # noqa: E402  (the packaged configs)
+from gan_lab.errors import ConfigError  # noqa: E402
 
 MODELS = {"ae": "decoded z ~ N(0, I)", "vae": "decoded z ~ N(0, I)", "dcgan": "G(z), z ~ N(0, I)"}
 COLUMNS = [
@@ -43,37 +46,24 @@ COLUMNS = [
 LOWER_BETTER = {"fid", "kid", "class_kl", "ndb_fraction", "recon_mse"}
 
 
-def compose(model: str, steps: int, seed: int, overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+def train_models(runs: dict[str, Path], steps: int, seed: int, overrides: list[str], parallel: int) -> None:
+    """Train (or reuse / resume) model=ae, vae, dcgan into their run dirs through the shared job runner."""
+    from gan_lab import jobs
+    from gan_lab.config import validate
 
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return hydra_compose(
-            "train",
-            overrides=[
-                f"model={model}",
-                "data=digits",
-                f"trainer.max_steps={steps}",
-                f"seed={seed}",
-                "logger=csv",
-                "callbacks.progress=null",
-                "trainer.enable_progress_bar=false",
-                *overrides,
-            ],
+    todo = []
+    for model, run_dir in runs.items():
+        ov = jobs.with_defaults(
+            [f"model={model}", "data=digits", f"trainer.max_steps={steps}", f"seed={seed}"], overrides
         )
-
-
-def train_model(model: str, run_dir: Path, steps: int, seed: int, overrides: list[str]) -> None:
-    from omegaconf import OmegaConf
-
-    from gan_lab.train import train
-
-    cfg = compose(model, steps, seed, overrides)
-    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml", resolve=True)  # what gan_lab.evaluate rebuilds from
+        validate(jobs.compose(ov))  # every config is checked before anything trains
+        todo.append(jobs.Job(run_dir, ov, jobs.plan_job(run_dir, ov, steps), model))
     t0 = time.time()
-    metrics = train(cfg, run_dir)
-    print(f"trained {model} in {time.time() - t0:.0f} s: status {metrics['status']}, {run_dir}", file=sys.stderr)
+
+    def done(job, result):
+        print(f"{job.tag}: {result.get('status')} ({time.time() - t0:.0f} s), {job.run_dir}", file=sys.stderr)
+
+    jobs.run_jobs(todo, parallel=parallel, on_done=done)
 
 
 def evaluate(model: str, run_dir: Path, n_samples: int, seed: int, out: Path) -> dict:
@@ -124,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-samples", type=int, default=2000, help="samples per model for the metrics")
     p.add_argument("--out", type=Path, default=None, help="output folder (default outputs/ae_vae_gan/<time>)")
     p.add_argument("--run", action="append", default=[], metavar="MODEL=RUN_DIR", help="a finished run to use (repeat)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel training jobs (cores are shared between them)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for the runs trained here")
     args = p.parse_args(argv)
 
@@ -135,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         runs[model] = Path(path)
     out = args.out or ROOT / "outputs" / "ae_vae_gan" / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
-    for model in MODELS:
-        if model not in runs:
-            runs[model] = out / model
-            train_model(model, runs[model], args.steps, args.seed, args.overrides)
+    to_train = {model: out / model for model in MODELS if model not in runs}
+    if to_train:
+        try:
+            train_models(to_train, args.steps, args.seed, args.overrides, max(1, args.jobs))
+        except ConfigError as e:
+            p.error(str(e))
+    runs.update(to_train)
 
     rows = [evaluate(m, runs[m], args.n_samples, args.seed, out) for m in MODELS]
     table = markdown_table(rows)

@@ -1,5 +1,5 @@
-"""gan_lab.reproduce: aggregation and tables on hand-made runs, a tiny real reproduction end to end, and
-fast_dev_run of every experiment preset (lightning-hydra-template style)."""
+"""gan_lab.reproduce, gan_lab.stats and gan_lab.jobs: the paper tables, statistics on hand-made runs, a tiny real
+reproduction end to end (in-process and as parallel jobs), and fast_dev_run of every experiment preset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from conftest import CONF, SHARED_DATA, compose_cfg, needs_shared, run_cli, trai
 from scipy import stats as st
 
 from gan_lab import reproduce as rp
+from gan_lab import stats
 from gan_lab.errors import ConfigError
 
 
@@ -19,66 +20,161 @@ def _run(seed, status="completed", **metrics):
     return {"seed": seed, "status": status, "steps": 100, "wall_time_s": 10.0, **metrics}
 
 
-def test_summary_and_table_from_hand_made_runs():
-    entry = rp.ENTRIES["pacgan_ring"]
-    runs = {
-        "GAN": [
-            _run(0, modes_captured=6.0, hq_fraction=0.5, reverse_kl=0.4),
-            _run(1, modes_captured=8.0, hq_fraction=0.7, reverse_kl=0.2),
-            {"seed": 2, "status": "diverged", "wall_time_s": 3.0, "modes_captured": 0.0},  # not averaged
-        ],
-        "PacGAN2": [_run(0, modes_captured=7.0, hq_fraction=0.25, reverse_kl=float("nan"))],
-    }
-    s = rp.summarize_entry(entry, runs, seeds=[0, 1, 2], threads=1, steps_scale=1.0, overrides=[])
-    gan, pac = s["models"]
-    m = gan["measured"]["modes_captured"]
-    assert m["n"] == 2 and m["mean"] == 7.0 and m["std"] == pytest.approx(math.sqrt(2))
-    assert m["ci95"] == pytest.approx(st.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2))
-    assert (gan["completed"], gan["diverged"], gan["failed"]) == (2, 1, 0)
-    assert gan["wall_time_s"] == 23.0 and gan["steps"] == [100]
-    assert gan["paper"]["modes_captured"] == [6.3, 0.5]
-    assert pac["measured"]["reverse_kl"]["n"] == 0  # a non-finite value is not a measurement
+# ---- statistics --------------------------------------------------------------------------------------
+
+
+def test_summary_standard_error_and_ci():
+    s = stats.summary([1.0, 2.0, 3.0, None, float("nan")])
+    assert (s["n"], s["mean"], s["std"]) == (3, 2.0, 1.0)
+    assert s["se"] == pytest.approx(1 / math.sqrt(3))
+    assert s["ci95"] == pytest.approx(st.t.ppf(0.975, 2) / math.sqrt(3))
+    one = stats.summary([5.0])
+    assert one["mean"] == 5.0 and math.isnan(one["se"]) and math.isnan(one["ci95"])
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less"])
+def test_one_sided_welch_matches_scipy(alternative):
+    a, b = [8.0, 7.0, 8.0, 8.0, 7.5], [6.0, 7.0, 5.0, 6.5]
+    r = stats.welch_one_sided(a, b, alternative)
+    ref = st.ttest_ind(a, b, equal_var=False, alternative=alternative)
+    assert r["p"] == pytest.approx(ref.pvalue) and r["t"] == pytest.approx(ref.statistic)
+    assert (r["p"] < 0.05) == (alternative == "greater")
+    va, vb = st.tvar(a) / 5, st.tvar(b) / 4  # Welch-Satterthwaite degrees of freedom by hand
+    assert r["df"] == pytest.approx((va + vb) ** 2 / (va**2 / 4 + vb**2 / 3))
+
+
+def test_welch_edge_cases_and_paper_statistics():
+    assert math.isnan(stats.welch_one_sided([1.0], [0.0, 1.0], "greater")["p"])
+    assert stats.welch_one_sided([8.0, 8.0], [6.0, 6.0], "greater")["p"] == 0.0  # constant, in the claimed order
+    assert stats.welch_one_sided([8.0, 8.0], [6.0, 6.0], "less")["p"] == 1.0
+    assert stats.to_se(0.5, "se", 10) == 0.5 and stats.to_se(2.0, "std", 4) == 1.0
+    assert math.isnan(stats.to_se(None, "se", 10))
+    p = stats.welch_from_stats(7.9, 0.1, 10, 6.3, 0.5, 10, "greater")
+    ref = st.ttest_ind_from_stats(7.9, 0.1 * math.sqrt(10), 10, 6.3, 0.5 * math.sqrt(10), 10, False, "greater")
+    assert p == pytest.approx(ref.pvalue) and p < 0.01
+    # 7.0 ± 0.2 against the paper's 6.3 ± 0.5: 0.7 / sqrt(0.04 + 0.25) = 1.30 combined standard errors
+    assert stats.combined_se_distance(7.0, 0.2, 6.3, 0.5) == pytest.approx(0.7 / math.sqrt(0.29))
+    assert stats.combined_se_distance(1000.0, 0.0, 1000.0, 0.0) == 0.0
+    assert stats.combined_se_distance(999.0, 0.0, 1000.0, 0.0) == math.inf
+
+
+# ---- the tables ------------------------------------------------------------------------------------------
+
+
+def test_every_table_loads_with_existing_presets_and_the_published_values():
+    names = rp.entry_names()
+    assert {"pacgan_ring", "pacgan_grid", "unrolled_stacked", "stacked_digits", "sr_set5"} <= set(names)
+    for name in names:
+        e = rp.load_entry(name)
+        for m in e.models:
+            assert m.experiment is None or (CONF / "experiment" / f"{m.experiment}.yaml").is_file(), m
+    ring = rp.load_entry("pacgan_ring")
+    assert (ring.statistic, ring.paper_runs, ring.seeds) == ("se", 10, 10)
+    assert [m.label for m in ring.models if m.default] == ["GAN", "PacGAN2"]
+    assert ring.models[2].paper["hq_fraction"] == [97.7, 0.3]  # PacGAN3
+    unrolled = rp.load_entry("unrolled_stacked")
+    assert unrolled.paper_runs == 50
+    by = {m.label: m for m in unrolled.models}
+    assert by["unrolled 10, D 1/2"].paper == {"stacked_modes": [817.4, 37.91], "stacked_kl": [1.43, 0.12]}
+    assert "trick.unrolled.steps=10" in by["unrolled 10, D 1/2"].overrides
+    assert [m.label for m in unrolled.models if m.default] == [
+        "DCGAN, D 1/4",
+        "unrolled 5, D 1/4",
+        "unrolled 10, D 1/4",
+        "DCGAN, D 1/2",
+        "unrolled 5, D 1/2",
+        "unrolled 10, D 1/2",
+    ]
+    pac = {m.label: m for m in rp.load_entry("stacked_digits").models}
+    assert pac["PacDCGAN2"].paper["stacked_kl"] == [0.06, 0.003]
+
+
+def test_a_malformed_table_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(rp, "ENTRY_DIR", tmp_path)
+    (tmp_path / "bad.yaml").write_text("title: x\nsource: y\nmetrics: []\nmodels: [{experiment: a}]\n")
+    with pytest.raises(ConfigError, match=r"reproduce/bad.yaml is malformed: KeyError: 'label'"):
+        rp.load_entry("bad")
+    (tmp_path / "bad.yaml").write_text(
+        "title: x\nsource: y\nstatistic: sd\nmetrics: [{key: m, label: m}]\nmodels: [{label: A, experiment: a}]\n"
+    )
+    with pytest.raises(ConfigError, match="statistic='sd'; allowed se, std"):
+        rp.load_entry("bad")
+
+
+def test_summary_table_claims_from_hand_made_runs():
+    entry = rp.load_entry("pacgan_ring")
+    gan = [
+        _run(s, modes_captured=m, hq_fraction=h, reverse_kl=k)
+        for s, (m, h, k) in enumerate([(6.0, 0.97, 0.5), (7.0, 0.99, 0.4), (6.0, 0.98, 0.45)])
+    ]
+    gan.append({"seed": 3, "status": "diverged", "wall_time_s": 3.0, "modes_captured": 0.0})  # never averaged
+    pac = [_run(s, modes_captured=m, hq_fraction=0.5, reverse_kl=float("nan")) for s, m in enumerate([8.0, 8.0, 7.0])]
+    s = rp.summarize_entry(entry, {"GAN": gan, "PacGAN2": pac}, ["GAN", "PacGAN2"], seeds=[0, 1, 2, 3])
+    g, p = s["models"][0], s["models"][1]
+    m = g["measured"]["modes_captured"]
+    assert (m["n"], m["mean"]) == (3, pytest.approx(19 / 3)) and m["se"] == pytest.approx(st.sem([6.0, 7.0, 6.0]))
+    assert g["measured"]["hq_fraction"]["mean"] == pytest.approx(98.0)  # shown units: % (scale 100)
+    assert (g["completed"], g["diverged"], g["failed"], g["wall_time_s"]) == (3, 1, 0, 33.0)
+    assert g["paper"]["modes_captured"] == {"mean": 6.3, "err": 0.5, "se": 0.5}
+    d = abs(19 / 3 - 6.3) / math.sqrt(st.sem([6.0, 7.0, 6.0]) ** 2 + 0.25)
+    assert g["check"]["modes_captured"] == {"distance": pytest.approx(d), "within": True}
+    assert p["check"]["hq_fraction"]["within"] is False  # 50% vs 95.6 ± 2.0
+    assert p["measured"]["reverse_kl"]["n"] == 0 and p["check"]["reverse_kl"]["within"] is None
+
+    modes_claim, kl_claim = s["claims"]
+    ref = st.ttest_ind([8.0, 8.0, 7.0], [6.0, 7.0, 6.0], equal_var=False, alternative="greater")
+    assert modes_claim["p"] == pytest.approx(ref.pvalue) and modes_claim["alternative"] == "mean(PacGAN2) > mean(GAN)"
+    assert modes_claim["verdict"] == ("supported (p < 0.05)" if ref.pvalue < 0.05 else "not supported at 0.05")
+    assert modes_claim["paper_p"] == pytest.approx(stats.welch_from_stats(7.9, 0.1, 10, 6.3, 0.5, 10, "greater"))
+    assert kl_claim["verdict"].startswith("not testable")  # PacGAN2's KLs were not finite
 
     text = rp.render_entry(s)
     rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
     cells = [c.strip() for c in rows["GAN"].strip("|").split("|")]
-    # model, preset, seeds done, steps, then paper/measured per metric, then wall time
-    assert cells[:4] == ["GAN", "`pacgan_ring_gan`", "2/3 (1 diverged, 0 failed)", "100"]
-    assert cells[4:10] == ["6.3 ± 0.5", "7.0 ± 1.4", "98.2 ± 0.2", "60.0 ± 14.1", "0.45 ± 0.09", "0.30 ± 0.14"]
-    assert cells[10] == "23"
-    pac_cells = [c.strip() for c in rows["PacGAN2"].strip("|").split("|")]
-    assert pac_cells[4:10] == ["7.9 ± 0.1", "7.0", "95.6 ± 2.0", "25.0", "0.07 ± 0.03", "n/a"]
+    assert cells[:4] == ["GAN", "`pacgan_ring_gan`", "3/4 (1 diverged, 0 failed)", "100"]
+    se = st.sem([6.0, 7.0, 6.0])
+    assert cells[4:6] == ["6.3 ± 0.5", f"{19 / 3:.1f} ± {se:.1f} ✓"]
+    assert cells[6:8] == ["98.2 ± 0.2", f"98.0 ± {st.sem([97, 99, 98]):.1f} ✓"]
+    assert "| PacGAN3 | `pacgan_ring_pac2 trick.pacgan.m=3 data.batch_size=300` | not run |" in text
+    assert "| PacGAN2 captures more modes than GAN | mean(PacGAN2) > mean(GAN) | 3 vs 3 |" in text
+    assert "mean ± standard error over 10 trials" in text and "gan_lab 0.1.0" in text
 
 
-def test_missing_paper_values_are_na_and_models_without_runs_show_na():
-    entry = rp.ENTRIES["sr_set5"]
-    s = rp.summarize_entry(entry, {"bicubic": [_run(None, set5_psnr_y=28.4291, set5_ssim_y=0.81)]}, seeds=[0])
-    text = rp.render_entry({**s, "threads": 1})
-    bicubic = next(line for line in text.splitlines() if line.startswith("| bicubic"))
-    cells = [c.strip() for c in bicubic.strip("|").split("|")]
-    assert cells[4:8] == ["28.43", "28.43", "n/a", "0.8100"]  # Set5 PSNR paper/measured, SSIM paper n/a/measured
-    srresnet = next(line for line in text.splitlines() if line.startswith("| SRResNet"))
-    assert "0/0" in srresnet and srresnet.count("n/a") == 4  # measured cells only
+def test_docs_are_written_between_the_markers(tmp_path):
+    entry = rp.load_entry("pacgan_ring")
+    s = rp.summarize_entry(entry, {"GAN": [_run(0, modes_captured=6.0, hq_fraction=0.9, reverse_kl=0.4)]}, seeds=[0])
+    doc = tmp_path / "reproduction.md"
+    doc.write_text(f"# Reproduction\n\nintro\n\n{rp.MARKERS[0]}\nold table\n{rp.MARKERS[1]}\n\nafter\n")
+    rp.write_docs(doc, [s])
+    text = doc.read_text()
+    assert text.startswith("# Reproduction\n\nintro\n\n") and text.endswith(f"{rp.MARKERS[1]}\n\nafter\n")
+    assert "old table" not in text and "| GAN | `pacgan_ring_gan` | 1/1 | 100 | 6.3 ± 0.5 | 6.0 |" in text
+    doc.write_text("no markers")
+    with pytest.raises(ConfigError, match="no '<!-- reproduction:begin -->'"):
+        rp.write_docs(doc, [s])
 
 
-def test_tiny_reproduction_end_to_end_then_reuse_then_refuse(tmp_path, monkeypatch, capsys):
+# ---- end to end ------------------------------------------------------------------------------------------
+
+
+def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeypatch, capsys):
     out = tmp_path / "rep"
-    args = dict(seeds=1, steps_scale=0.005, out=out, overrides=["metrics.n_samples=300"], threads=1)
+    args = dict(seeds=1, steps_scale=0.005, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1)
     (summary,) = rp.reproduce("pacgan_ring", **args)
-    for preset, label in (("pacgan_ring_gan", "GAN"), ("pacgan_ring_pac2", "PacGAN2")):
-        run = json.loads((out / "pacgan_ring" / preset / "seed0" / "metrics.json").read_text())
-        assert run["status"] == "completed" and run["steps"] == 15  # 3000 x 0.005
+    for slug, label in (("gan", "GAN"), ("pacgan2", "PacGAN2")):
+        run = json.loads((out / "pacgan_ring" / slug / "seed0" / "metrics.json").read_text())
+        assert run["status"] == "completed" and run["steps"] == 10  # 2000 x 0.005
         row = next(r for r in summary["models"] if r["label"] == label)
         assert row["measured"]["modes_captured"]["values"] == [run["modes_captured"]]
-        assert row["runs"][0]["dir"] == str(out / "pacgan_ring" / preset / "seed0")
+        assert row["runs"][0]["dir"] == str(out / "pacgan_ring" / slug / "seed0")
+    assert (out / "pacgan_ring" / "reproduction.png").stat().st_size > 0
     table = (out / "pacgan_ring" / "reproduction.md").read_text()
     assert "6.3 ± 0.5" in table and "7.9 ± 0.1" in table and "`pacgan_ring_pac2`" in table
-    assert json.loads((out / "reproduction.json").read_text())[0]["entry"] == "pacgan_ring"
-    assert "pacgan_ring" in (out / "reproduction.md").read_text()
+    saved = json.loads((out / "reproduction.json").read_text())[0]
+    assert saved["entry"] == "pacgan_ring" and saved["machine"]["cores"] >= 1 and saved["jobs"] == 1
     assert "| GAN |" in capsys.readouterr().out
 
-    # the run directories work with gan-lab compare: two groups (GAN, PacGAN2), seeds pooled
-    from gan_lab.compare import compare
+    from gan_lab.compare import compare  # the job directories work with gan-lab compare too
 
     rows = compare(out / "pacgan_ring", "modes_captured")
     assert {r.group for r in rows} == {"experiment=pacgan_ring_gan", "experiment=pacgan_ring_pac2"}
@@ -95,15 +191,29 @@ def test_tiny_reproduction_end_to_end_then_reuse_then_refuse(tmp_path, monkeypat
     (again,) = rp.reproduce("pacgan_ring", **args)  # same overrides: reused, not trained, same numbers
     assert calls == [] and again["models"][0]["measured"] == summary["models"][0]["measured"]
 
-    # a job interrupted after its last checkpoint (no metrics.json) resumes from it; the finished one is reused
-    interrupted = out / "pacgan_ring" / "pacgan_ring_pac2" / "seed0"
+    interrupted = out / "pacgan_ring" / "pacgan2" / "seed0"  # killed after its last checkpoint: resumes
     (interrupted / "metrics.json").unlink()
+    (tabulated,) = rp.reproduce("pacgan_ring", **args, train=False)  # --no-train: only finished jobs count
+    assert calls == [] and tabulated["models"][1]["completed"] == 0
     rp.reproduce("pacgan_ring", **args)
     assert calls == [(interrupted, "last")]
     with pytest.raises(ConfigError, match="other overrides.*never overwritten"):  # before any training
         rp.reproduce("pacgan_ring", **{**args, "steps_scale": 0.01})
     assert len(calls) == 1
-    assert json.loads((interrupted / "metrics.json").read_text())["steps"] == 15
+
+
+def test_parallel_jobs_run_as_child_processes(tmp_path):
+    out = tmp_path / "par"
+    (s,) = rp.reproduce(
+        "pacgan_grid", seeds=2, steps_scale=0.004, out=out, overrides=["metrics.n_samples=200"], jobs=2, models=["GAN"]
+    )
+    gan = s["models"][0]
+    assert gan["completed"] == 2 and s["jobs"] == 2 and s["trained"] == ["GAN"]
+    for seed in (0, 1):
+        job = out / "pacgan_grid" / "gan" / f"seed{seed}"
+        assert "Trainable params" in (job / "job.log").read_text() or (job / "job.log").stat().st_size > 0
+        assert json.loads((job / "metrics.json").read_text())["steps"] == 8
+    assert not (out / "pacgan_grid" / "pacgan2").exists()
 
 
 @pytest.mark.parametrize(
@@ -121,6 +231,8 @@ def test_tiny_reproduction_end_to_end_then_reuse_then_refuse(tmp_path, monkeypat
 def test_plan_job(metrics, ckpt, expected, tmp_path):
     import yaml
 
+    from gan_lab.jobs import plan_job
+
     run, ov = tmp_path / "job", ["experiment=pacgan_ring_gan", "seed=0"]
     if metrics is not None:
         (run / ".hydra").mkdir(parents=True)
@@ -131,13 +243,13 @@ def test_plan_job(metrics, ckpt, expected, tmp_path):
             (run / "checkpoints").mkdir()
             (run / "checkpoints" / "last.ckpt").write_bytes(b"")
     if expected in ("train", "reuse", "resume"):
-        assert rp.plan_job(run, ov, 100) == expected
+        assert plan_job(run, ov, 100) == expected
     else:
         with pytest.raises(ConfigError, match=re.escape(expected)):
-            rp.plan_job(run, ov, 100)
+            plan_job(run, ov, 100)
     if metrics is not None:
         with pytest.raises(ConfigError, match="other overrides"):
-            rp.plan_job(run, ["experiment=pacgan_ring_gan", "seed=1"], 100)
+            plan_job(run, ["experiment=pacgan_ring_gan", "seed=1"], 100)
 
 
 def test_sr_entry_is_skipped_without_benchmark_data(tmp_path):
@@ -163,10 +275,18 @@ def test_sr_entry_with_a_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     "argv,expected",
     [
-        (["nope"], "'nope' is not an entry; allowed pacgan_ring, pacgan_grid, stacked_digits, sr_set5, all"),
+        (
+            ["nope"],
+            "'nope' is not a table; allowed pacgan_grid, pacgan_ring, sr_set5, stacked_digits, unrolled_stacked",
+        ),
+        ([], "name a table"),
         (["pacgan_ring", "--seeds", "0"], "--seeds=0 is out of range; allowed [1, 1000]"),
         (["pacgan_ring", "--steps-scale", "0"], "--steps-scale=0.0 is out of range; allowed (0.0, 100.0]"),
-        (["pacgan_ring", "--threads", "0"], "--threads=0 must be a positive integer"),
+        (["pacgan_ring", "--threads", "0"], "--threads=0 is out of range"),
+        (["pacgan_ring", "--jobs", "0"], "--jobs=0 is out of range"),
+        (["pacgan_ring", "--scale", "huge"], "--scale 'huge' is not defined for pacgan_ring; allowed full"),
+        (["pacgan_ring", "--models", "WGAN"], "--models 'WGAN' is not a model of pacgan_ring; allowed GAN, PacGAN2"),
+        (["pacgan_ring", "--docs", "nowhere.md"], "--docs nowhere.md: no such file"),
         (["sr_set5", "--sr-ckpt", "missing.ckpt"], "--sr-ckpt='missing.ckpt' does not exist"),
         (["pacgan_ring", "model.nope=1"], "model.nope"),
     ],
@@ -178,9 +298,11 @@ def test_bad_arguments_give_one_line(argv, expected, tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # nothing was trained or written
 
 
-def test_cli_subcommand():
+def test_cli_subcommand_and_list():
     r = run_cli("gan_lab.cli", "reproduce", "nope")
-    assert r.returncode == 2 and "'nope' is not an entry" in r.stderr
+    assert r.returncode == 2 and "'nope' is not a table" in r.stderr
+    r = run_cli("gan_lab.cli", "reproduce", "--list")
+    assert r.returncode == 0 and "unrolled_stacked:" in r.stdout and "unrolled 1, D 1/4 (--models)" in r.stdout
 
 
 def _experiments():
@@ -190,10 +312,14 @@ def _experiments():
 @pytest.mark.parametrize("name", _experiments())
 def test_every_experiment_preset_runs_fast_dev_run(name, tmp_path):
     data = compose_cfg(f"experiment={name}").data
-    root = data.get("root")
-    if root not in (None, "skimage") and not (CONF.parent / str(root)).exists():
-        pytest.skip(f"experiment={name} reads data.root={root}, which is absent here")
+    extra = []
+    if data.get("_target_", "").endswith("StackedMNISTDataModule"):
+        if not (SHARED_DATA / "mnist").is_dir():
+            pytest.skip(f"experiment={name} reads MNIST IDX files; none at {SHARED_DATA / 'mnist'}")
+        extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k", "metrics.n_samples=512"]
+    elif data.get("root") not in (None, "skimage") and not (CONF.parent / str(data.root)).exists():
+        pytest.skip(f"experiment={name} reads data.root={data.root}, which is absent here")
     # one batch is trained: make only a few hundred examples (SR crops, stacked digits, 2-D points)
     smaller = [f"data.{k}={v}" for k, v in (("n_patches", 32), ("n_samples", 512)) if k in data]
-    m = train_run(tmp_path, f"experiment={name}", "+trainer.fast_dev_run=true", *smaller)
+    m = train_run(tmp_path, f"experiment={name}", "+trainer.fast_dev_run=true", *smaller, *extra)
     assert m["status"] == "completed" and "g_loss" in m
