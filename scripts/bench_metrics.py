@@ -2,6 +2,7 @@
 
     python scripts/bench_metrics.py                  # 10k vs 10k, torch's default threads
     python scripts/bench_metrics.py --n 10000 --threads 1
+    python scripts/bench_metrics.py --inception --threads 1     # the Inception path (below)
 
 The scikit-learn digits have 1617 training images, so both sets are made from them: each image shifted by
 up to 2 px and with Gaussian noise (std 0.05 for "real", 0.15 for "generated", different seeds). Metric
@@ -10,7 +11,14 @@ Printed: the time of each part (embedding the generated images, FID, KID with 10
 precision/recall (k=3) + density/coverage (k=5), NDB, diversity), then `compute_metrics` as a training
 run calls it: first call (reference features computed and written to the disk cache), second call in the
 same process (reference from memory) and a call with only the disk cache (a new run on the same data).
-The target (issue 8): FID/KID and precision/recall on 10k samples under 10 s.
+The target: FID/KID and precision/recall on 10k samples under 10 s.
+
+`--inception`: the Inception path. (1) Feature extraction speed of the FID Inception in images/s (32 x 32
+RGB inputs resized to 299 x 299 with the legacy TensorFlow resize, batches of 50) on the CPU and, when
+available, on a CUDA GPU; with the real weights when they are found (gan_lab.metrics.inception), else a
+randomly initialised network of the same architecture (the same speed). (2) FID + KID (100 subsets of
+1000) + IS (10 splits) + precision/recall/density/coverage on 10k vs 10k given 2048-d features (and
+1008 logits): target under 10 s.
 """
 
 from __future__ import annotations
@@ -47,13 +55,69 @@ def timed(label: str, fn, rows: list):
     return out
 
 
+def inception_speed(device: str, n: int) -> float:
+    """Images/s of FID Inception features (and logits, one pass) of n 32 x 32 RGB images on `device`."""
+    from gan_lab.errors import ConfigError
+    from gan_lab.metrics.features import embed
+    from gan_lab.metrics.inception import FIDInceptionV3, InceptionFeatures, load_inception, weights_path
+
+    try:
+        net, which = load_inception(), "published weights"
+    except ConfigError:
+        net, which = InceptionFeatures(FIDInceptionV3(), "0" * 64, "legacy_tf", False, weights_path()), "random weights"
+    net = net.to(device)
+    x = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    embed(net, x[:50], logits=True)  # warm-up (cuDNN autotuning, allocations)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    embed(net, x, logits=True)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    rate = n / (time.perf_counter() - t)
+    print(f"  Inception features + logits on {device} ({which}), {n} images: {rate:8.1f} images/s", flush=True)
+    return rate
+
+
+def inception_metrics(n: int) -> int:
+    """FID + KID + IS + PRDC on n vs n given 2048-d features; returns 0 when under TARGET_S."""
+    from gan_lab.metrics import fid as fid_mod
+    from gan_lab.metrics.inception_score import inception_score
+    from gan_lab.metrics.prdc import prdc
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(2048, 2048, generator=g) / 2048**0.5
+    f_real = (torch.randn(n, 2048, generator=g) @ mix).relu()
+    f_fake = (1.1 * torch.randn(n, 2048, generator=g) @ mix).relu()
+    logits = 3 * torch.randn(n, 1008, generator=g)
+    rows: list[tuple[str, float]] = []
+    print(f"FID + KID + IS + PRDC on {n} vs {n} given 2048-d features:")
+    timed("FID", lambda: fid_mod.fid(f_real, f_fake), rows)
+    timed("KID (100 subsets of 1000)", lambda: fid_mod.kid(f_real, f_fake, 100, 1000), rows)
+    timed("IS (10 splits, 1008 logits)", lambda: inception_score(logits), rows)
+    timed("precision/recall k=3 + density/coverage k=5 (k-NN radii included)",
+          lambda: prdc(f_real, f_fake, 3, 5), rows)  # fmt: skip
+    total = sum(t for _, t in rows)
+    ok = total < TARGET_S
+    print(f"total {total:.2f} s (target < {TARGET_S:.0f} s) {'OK' if ok else 'ABOVE TARGET'}")
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=10_000, help="generated and real images each")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--inception", action="store_true", help="benchmark the Inception path instead")
+    p.add_argument("--speed-images", type=int, default=100, help="--inception: images for the CPU speed")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.inception:
+        print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+        inception_speed("cpu", args.speed_images)
+        if torch.cuda.is_available():
+            inception_speed("cuda", 5000)
+        return inception_metrics(args.n)
     cache = tempfile.TemporaryDirectory()
     os.environ["GAN_LAB_CACHE"] = cache.name  # a fresh disk cache: the first call really computes
 

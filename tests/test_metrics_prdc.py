@@ -78,3 +78,53 @@ def test_bad_inputs():
         prdc(torch.randn(10, 3), torch.randn(10, 4))
     with pytest.raises(ValueError, match="more than 5 real"):
         prdc(torch.randn(5, 3), torch.randn(10, 3))
+
+
+def _exact64(real: torch.Tensor, fake: torch.Tensor, k_pr: int, k_dc: int) -> dict[str, float]:
+    """The four numbers from float64 distances as sums of squared differences (no matrix-product shortcut)."""
+    r, f = real.double(), fake.double()
+    rr, ff, fr = ((a[:, None] - b[None]).pow(2).sum(-1) for a, b in ((r, r), (f, f), (f, r)))
+    r_pr, r_dc = rr.sort(1).values[:, k_pr], rr.sort(1).values[:, k_dc]
+    f_pr = ff.sort(1).values[:, k_pr]
+    return {
+        "precision": (fr <= r_pr).any(1).double().mean().item(),
+        "recall": (fr <= f_pr[:, None]).any(0).double().mean().item(),
+        "density": (fr <= r_dc).sum().item() / (k_dc * len(f)),
+        "coverage": (fr <= r_dc).any(0).double().mean().item(),
+    }
+
+
+def test_boundary_decisions_are_those_of_float64_distances_for_large_norm_features():
+    """float32 features of norm ~1e4 with fakes at 1 +- 1e-4 radii from real points: a float32 matrix
+    product's rounding (~1e8 x 6e-8 in squared distance) would flip them; the decisions must be float64's."""
+    g = torch.Generator().manual_seed(0)
+    real = (torch.randn(200, 64, generator=g) + 1e4 / 8).float()  # norm ~1e4
+    radii = knn_radii(real, 3).double()
+    direction = torch.nn.functional.normalize(torch.randn(200, 64, generator=g, dtype=torch.float64), dim=1)
+    scale = torch.where(torch.arange(200) % 2 == 0, 1 - 1e-4, 1 + 1e-4).double()[:, None]
+    fake = (real.double() + direction * radii[:, None] * scale).float()
+    got, want = prdc(real, fake, k_pr=3, k_dc=5, chunk=64), _exact64(real, fake, 3, 5)
+    assert got == want
+    assert 0.3 < got["precision"] < 1.0  # the case sits on the boundaries: about half inside
+    plain = torch.cdist(fake, real).pow(2)  # what float32 alone decides: some samples flip
+    assert ((plain <= radii.float()[None] ** 2).any(1) != _exact_inside(real, fake, radii)).any()
+
+
+def _exact_inside(real, fake, radii):
+    return ((fake.double()[:, None] - real.double()[None]).pow(2).sum(-1) <= radii[None] ** 2).any(1)
+
+
+def test_duplicated_points_count_inside_at_distance_equal_to_radius():
+    """NVlabs' rule (<=): a fake equal to a real point whose k-th neighbour is a duplicate (radius 0) is
+    inside its ball; the prdc package's < would count it outside."""
+    g = torch.Generator().manual_seed(1)
+    clusters = [1000.0 * torch.eye(3, dtype=torch.float64)[i] + torch.randn(4, 3, generator=g, dtype=torch.float64)
+                for i in range(3)]  # fmt: skip
+    real = torch.cat([torch.zeros(4, 3, dtype=torch.float64), *clusters])  # the origin 4 times: 3-NN radius 0
+    assert (knn_radii(real, 3)[:4] == 0).all() and (knn_radii(real, 3)[4:] > 0.1).all()
+    fake = torch.tensor([[0.0, 0, 0], [-500, 0, 0], [0, -500, 0], [0, 0, -500]], dtype=torch.float64)
+    m = prdc(real, fake, k_pr=3, k_dc=3)
+    assert m["precision"] == 0.25  # only the fake at the origin: distance 0 = radius 0 (with < it would be 0)
+    assert m["density"] == 4 / (3 * 4)  # inside the 4 zero-radius balls of the duplicates
+    assert m["coverage"] == 4 / 16
+    assert m == _exact64(real, fake, 3, 3)

@@ -11,11 +11,12 @@ real features r_1..r_N and fake features f_1..f_M:
 Vectorised over row chunks (memory O(chunk x N)); one pass over the real-fake distances serves all four
 numbers. Squared distances are compared with squared radii (same order, no square roots).
 
-Precision of the decisions: every comparison and every radius is that of float64 distances. Distances
-come from one float32 matrix product per chunk (fast); the few pairs within a margin of a radius
-(1e-4 x (|a|^2 + |b|^2), far above float32's rounding of the product) and the k nearest neighbours behind
-each radius are recomputed exactly in float64 as |a - b|^2. (With float32 alone a sample near a ball's
-boundary flips for features of large norm.)
+Precision of the decisions: every comparison and every radius is that of float64 distances. The features
+are first centred on the real features' mean (in float64; distances do not change), so a float32 matrix
+product per chunk screens the pairs accurately and fast; the few pairs within a margin of a radius
+(1e-4 x (|a|^2 + |b|^2) of the centred features, far above float32's rounding of the product) and the k
+nearest neighbours behind each radius are recomputed exactly in float64 as |a - b|^2. (With float32
+alone a sample near a ball's boundary flips for features of large norm.)
 
 Boundary rule: a point at distance exactly equal to a radius is inside the ball (<=, as NVlabs'
 precision/recall code); the prdc package uses < and differs only for ties, e.g. duplicated points.
@@ -54,17 +55,23 @@ def _le(d: torch.Tensor, r: torch.Tensor, a: torch.Tensor, b: torch.Tensor, na, 
     return out
 
 
+def centred(x: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float32, float64) copies of x - mean, the subtraction in float64."""
+    x64 = x.double() - mean
+    return x64.float(), x64
+
+
 def knn_sq(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
     """N x (k+1) smallest squared distances (float64) of each row of x to the rows of x (column 0: itself)."""
     if not 1 <= k < len(x):
         raise ValueError(f"k={k} needs at least k+1 points, got {len(x)}")
-    x = x.float()
+    x32, x64 = centred(x, x.double().mean(0))
     m = min(len(x), k + 1 + EXTRA)
     out = []
     for s in range(0, len(x), chunk):
-        cand = sq_dists(x[s : s + chunk], x).topk(m, dim=1, largest=False).indices  # c x m
+        cand = sq_dists(x32[s : s + chunk], x32).topk(m, dim=1, largest=False).indices  # c x m
         rows = torch.arange(s, s + len(cand))[:, None].expand_as(cand)
-        exact = exact_sq(x, x, rows.reshape(-1), cand.reshape(-1)).view(cand.shape)
+        exact = exact_sq(x64, x64, rows.reshape(-1), cand.reshape(-1)).view(cand.shape)
         out.append(exact.sort(1).values[:, : k + 1])
     return torch.cat(out)
 
@@ -95,24 +102,25 @@ def prdc(
             f"precision/recall/density/coverage need more than {kmax} real and {k_pr} fake points, "
             f"got {len(real)} and {len(fake)}"
         )
-    real, fake = real.float(), fake.float()
+    mean = real.double().mean(0)
+    (real, real64), (fake, fake64) = centred(real, mean), centred(fake, mean)
     if real_knn is None or real_knn.shape != (len(real), kmax + 1) or real_knn.dtype != torch.float64:
         real_knn = knn_sq(real, kmax, chunk)
     r_pr, r_dc = real_knn[:, k_pr], real_knn[:, k_dc]
     f_pr = knn_sq(fake, k_pr, chunk)[:, k_pr]
-    n_real, n_fake = real.double().pow(2).sum(1), fake.double().pow(2).sum(1)
+    n_real, n_fake = real64.pow(2).sum(1), fake64.pow(2).sum(1)
     precise = torch.zeros(len(fake), dtype=torch.bool)
     dense = torch.zeros(len(fake), dtype=torch.long)
     recalled = torch.zeros(len(real), dtype=torch.bool)
     covered = torch.zeros(len(real), dtype=torch.bool)
     for j in range(0, len(fake), chunk):
-        f, nf = fake[j : j + chunk], n_fake[j : j + chunk]
-        d = sq_dists(f, real).double()  # c x N
-        precise[j : j + chunk] = _le(d, r_pr[None, :], f, real, nf, n_real).any(1)
-        in_dc = _le(d, r_dc[None, :], f, real, nf, n_real)
+        f64, nf = fake64[j : j + chunk], n_fake[j : j + chunk]
+        d = sq_dists(fake[j : j + chunk], real).double()  # c x N
+        precise[j : j + chunk] = _le(d, r_pr[None, :], f64, real64, nf, n_real).any(1)
+        in_dc = _le(d, r_dc[None, :], f64, real64, nf, n_real)
         dense[j : j + chunk] = in_dc.sum(1)
         covered |= in_dc.any(0)
-        recalled |= _le(d, f_pr[j : j + chunk, None], f, real, nf, n_real).any(0)
+        recalled |= _le(d, f_pr[j : j + chunk, None], f64, real64, nf, n_real).any(0)
     return {
         "precision": precise.double().mean().item(),
         "recall": recalled.double().mean().item(),
