@@ -317,6 +317,11 @@ CASES = [
         ["metrics.fid.resize='nearest' is not known", "allowed legacy_tf, clean"],
     ),
     case(
+        "fid_resize_unknown_any_net",
+        ["metrics.fid.resize=bilinear"],
+        ["metrics.fid.resize='bilinear' is not known", "allowed legacy_tf, clean"],
+    ),
+    case(
         "torchscript_features_missing",
         ["metrics.fid.features={tmp}/dinov2.pt"],
         ["metrics.fid.features='{tmp}/dinov2.pt': no such TorchScript file"],

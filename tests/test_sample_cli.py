@@ -72,7 +72,7 @@ def test_statistics_files_round_trip(run, tmp_path, capsys):
     ckpt = run / "checkpoints" / "last.ckpt"
     _call(sm.main, capsys, f"ckpt={ckpt}", "n=100", f"out={tmp_path / 'gen.npz'}")
     real = ev.load_image_set(tmp_path / "gen.npz")
-    x = (torch.from_numpy(np.load(tmp_path / "gen.npz")["arr_0"]).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    x = torch.from_numpy(np.load(tmp_path / "gen.npz")["arr_0"]).permute(0, 3, 1, 2).float() / 127.5 - 1
     assert torch.equal(real, x)
     ref = tmp_path / "ref"
     ref.mkdir()

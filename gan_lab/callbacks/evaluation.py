@@ -32,9 +32,9 @@ class EvaluationCallback(pl.Callback):
         if n_real is not None:
             check_range("metrics", "n_real", n_real, 2)
         self.every_n_steps, self.n_samples, self.at_end = int(every_n_steps), int(n_samples), bool(at_end)
-        from gan_lab.metrics.registry import check_names
+        from gan_lab.metrics.evaluate import check_options
 
-        names = check_names(names)  # unknown names: one line, before training
+        names = check_options(names, resize, verify_weights)  # e.g. unknown names: one line, before training
         if feature_net is not None:  # fail before training (e.g. inception without its weights file)
             from gan_lab.metrics.features import load_feature_net
 

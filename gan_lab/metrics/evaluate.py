@@ -57,6 +57,18 @@ DEFAULT_N_REAL = 10_000
 PARAMS = {"kid_subsets": 100, "kid_subset_size": 1000, "ndb_k": 50, "pr_k": 3, "dc_k": 5, "is_splits": 10}
 
 
+def check_options(names=None, resize: str = "legacy_tf", verify_weights: bool = True) -> tuple[str, ...] | None:
+    """One ConfigError line for a bad `metrics.names`, `metrics.fid.resize` or `metrics.fid.verify_weights`
+    (whatever the feature net); returns the names as a tuple (None: the default set)."""
+    from gan_lab.metrics.inception import RESIZES
+
+    if resize not in RESIZES:
+        raise ConfigError(f"metrics.fid.resize={resize!r} is not known; allowed {', '.join(RESIZES)}")
+    if not isinstance(verify_weights, bool):
+        raise ConfigError(f"metrics.fid.verify_weights={verify_weights!r} must be a boolean; allowed true, false")
+    return registry.check_names(names)
+
+
 def quantize(images: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1] rounded to their 8-bit values (what a PNG of them holds), back in [-1, 1]."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
@@ -83,7 +95,7 @@ class Reference:
 
 
 def data_kind(datamodule) -> str:
-    """"points", "images" or "stacked", as the data module declares (see the module doc)."""
+    """ "points", "images" or "stacked", as the data module declares (see the module doc)."""
     kind = getattr(datamodule, "metric_kind", None)
     if kind is not None:
         return kind
