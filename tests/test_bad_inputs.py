@@ -428,6 +428,48 @@ CASES = [
 ]
 
 
+# ---- CycleGAN: unpaired data ------------------------------------------------------------------------------
+def one_domain(tmp: Path, run: Path) -> None:
+    (tmp / "horses" / "trainA").mkdir(parents=True)
+    _png(tmp / "horses" / "trainA" / "a.png", size=32)
+
+
+def empty_domain(tmp: Path, run: Path) -> None:
+    one_domain(tmp, run)
+    (tmp / "horses" / "trainB").mkdir()
+    (tmp / "horses" / "trainB" / "notes.txt").write_text("not an image")
+
+
+def two_domains(tmp: Path, run: Path) -> None:
+    for folder in ("trainA", "trainB", "testA", "testB"):
+        (tmp / "horses" / folder).mkdir(parents=True)
+        _png(tmp / "horses" / folder / "x.png", size=32)
+
+
+UNPAIRED = ("model=cyclegan", "data=unpaired_folder", "data.root={tmp}/horses")
+CASES += [
+    case("cyclegan_one_domain_data", ["model=cyclegan"], ["model=cyclegan needs unpaired data with two domains"]),
+    case(
+        "cyclegan_one_folder",
+        [*UNPAIRED],
+        ["data.unpaired_folder: root='{tmp}/horses' has no trainB/ folder", "trainA/ trainB/"],
+        setup=one_domain,
+    ),
+    case(
+        "cyclegan_empty_domain",
+        [*UNPAIRED],
+        ["data.unpaired_folder: folder='{tmp}/horses/trainB' holds no images", "allowed suffixes"],
+        setup=empty_domain,
+    ),
+    case(
+        "cyclegan_size_not_mirrored",
+        [*UNPAIRED, "data.size=30"],
+        ["model.generator: image size 30 is not divisible by 2^n_down = 4"],
+        setup=two_domains,
+    ),
+]
+
+
 # ---- helpers ------------------------------------------------------------------------------------------
 def _fmt(items, tmp: Path, run: Path):
     return [s.format(tmp=tmp, run=run) for s in items]

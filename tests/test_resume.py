@@ -83,3 +83,44 @@ def test_checkpoint_of_another_model_gives_one_line(tmp_path):
         train_run(
             tmp_path / "b", "model=gan_mlp", "data=toy2d_ring", "model.generator.hidden=[64]", f"ckpt_path={ckpt}"
         )
+
+
+@pytest.mark.slow  # three CycleGAN runs in subprocesses (~1 min on an idle machine)
+def test_cyclegan_sigkill_then_resume_is_bit_identical(tmp_path):
+    """CycleGAN: both generators and discriminators, the fake history buffers (full and swapping), the LR
+    schedulers (decaying across the kill) and the unpaired batch order resume bit-identically."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder, n in (("trainA", 24), ("trainB", 20), ("testA", 4), ("testB", 4)):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for i in range(n):
+            image = Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8))
+            image.save(tmp_path / "data" / folder / f"{i}.png")
+    common = [
+        "model=cyclegan", "data=unpaired_folder", f"data.root={tmp_path / 'data'}", "data.size=16", "data.channels=1",
+        "data.batch_size=4", "model.generator.ngf=4", "model.generator.n_blocks=1", "model.discriminator.ndf=4",
+        "model.pool_size=8", "model.n_eval=4", "trick=[ema,instance_noise]", "trainer.max_steps=20",
+        "callbacks.checkpoint.every_n_train_steps=6", "metrics.every_n_steps=0", "logger=none",
+        "callbacks.progress=null", "trainer.enable_progress_bar=false", "seed=3",
+    ]  # fmt: skip
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_cli("gan_lab.train", *common, f"hydra.run.dir={a}").returncode == 0
+    kill = ["+callbacks.kill._target_=gan_lab.callbacks.faults.KillAtStep", "+callbacks.kill.step=15"]
+    assert run_cli("gan_lab.train", *common, f"hydra.run.dir={b}", *kill).returncode == -9
+    assert load(b / "checkpoints" / "last.ckpt")["global_step"] == 12  # mid-epoch (6 batches an epoch)
+    resumed = run_cli("gan_lab.train", *common, f"hydra.run.dir={b}", "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ca, cb = load(a / "checkpoints" / "last.ckpt"), load(b / "checkpoints" / "last.ckpt")
+    assert ca["global_step"] == cb["global_step"] == 20
+    assert {"pool_a.images", "pool_b.count", "generator.ab.net.1.weight"} <= set(ca["state_dict"])
+    assert int(ca["state_dict"]["pool_b.count"]) == 8
+    for k, v in ca["state_dict"].items():
+        assert torch.equal(v, cb["state_dict"][k]), k
+    assert ca["lr_schedulers"] == cb["lr_schedulers"] and ca["lr_schedulers"][0]["last_epoch"] == 20
+    for oa, ob in zip(ca["optimizer_states"], cb["optimizer_states"]):
+        assert oa["param_groups"][0]["lr"] == ob["param_groups"][0]["lr"] < 2e-4
+        for pid, st in oa["state"].items():
+            for name, t in st.items():
+                assert torch.equal(torch.as_tensor(t), torch.as_tensor(ob["state"][pid][name])), (pid, name)

@@ -4,14 +4,14 @@ logit per overlapping image patch. n_layers=3 is the 70x70 PatchGAN C64-C128-C25
     Conv(c, 64, 4, s2) LReLU | Conv 128 s2 BN LReLU | Conv 256 s2 BN LReLU | Conv 512 s1 BN LReLU | Conv 1 s1
 
 `in_channels` is condition + target channels (the task concatenates them); the output is raw logits
-N x 1 x h x w (30 x 30 for 256 x 256 inputs, 2 x 2 for 32 x 32).
+N x 1 x h x w (30 x 30 for 256 x 256 inputs, 2 x 2 for 32 x 32). `norm`: batch (pix2pix), instance (CycleGAN) or none.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from gan_lab.errors import check_range
+from gan_lab.errors import ConfigError, check_range
 from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, dropout_layers, scaled
 
 
@@ -36,10 +36,15 @@ class PatchGANDiscriminator(Discriminator):
         dropout: float = 0.0,
         width: float = 1.0,
         minibatch_std: bool = False,
+        norm: str = "batch",
     ):
+        from gan_lab.nets.resnet_generator import NORMS, norm_2d
+
         super().__init__()
         owner = "model.discriminator"
         check_d_kwargs(owner, dropout, width)
+        if norm not in NORMS:
+            raise ConfigError(f"{owner}: norm={norm!r} is not known; allowed {', '.join(NORMS)}")
         check_range(owner, "in_channels", in_channels, 1)
         check_range(owner, "n_layers", n_layers, 1)
 
@@ -48,8 +53,8 @@ class PatchGANDiscriminator(Discriminator):
         for i in range(1, n_layers + 1):
             stride = 2 if i < n_layers else 1
             layers += [
-                nn.Conv2d(ch[i - 1], ch[i], 4, stride, 1, bias=False),
-                nn.BatchNorm2d(ch[i]),
+                nn.Conv2d(ch[i - 1], ch[i], 4, stride, 1, bias=norm == "none"),
+                norm_2d(norm, ch[i]),
                 nn.LeakyReLU(0.2, True),
                 *dropout_layers(dropout),
             ]

@@ -62,6 +62,7 @@ class AdversarialTask(pl.LightningModule):
         adv_weight: float = 1.0,
         channels_last: bool = False,
         compile: bool = False,
+        lr_decay_from: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -80,6 +81,10 @@ class AdversarialTask(pl.LightningModule):
         self.d_opt_kw = self.tricks.optimizer_kwargs("d", dict(d_optimizer or {"lr": 2e-4, "betas": (0.5, 0.999)}))
         self.grad_clip = grad_clip
         self.adv_weight = check_range("model", "adv_weight", adv_weight, 0.0)  # 0: no adversary (e.g. SRResNet)
+        if lr_decay_from is not None:  # linear LR decay (Zhu 2017 / Isola 2017): constant, then linear to 0
+            check_range("model", "lr_decay_from", lr_decay_from, 0.0, 1.0, high_open=True)
+        self.lr_decay_from = lr_decay_from
+        self._schedulers: list = []
         self.tricks.setup(self)
         self.last_logged: dict[str, float] = {}
         self.window = LossWindow(self.last_logged)
@@ -115,6 +120,10 @@ class AdversarialTask(pl.LightningModule):
     def extra_g_loss(self, fake, real, cond):
         return None, {}
 
+    def fakes_for_d(self, fake, step: int):
+        """The fakes D judges in a D step (default: the batch just generated; CycleGAN: a history buffer)."""
+        return fake
+
     # ---- the loop --------------------------------------------------------------------------------
     def configure_model(self):
         """GPU options on G, D and the trick modules (EMA copy); before the optimizers are built."""
@@ -122,7 +131,23 @@ class AdversarialTask(pl.LightningModule):
         apply_gpu_options([self.generator, self.discriminator], False, self.compile_nets)
 
     def configure_optimizers(self):
-        return adam(self.generator.parameters(), self.g_opt_kw), adam(self.discriminator.parameters(), self.d_opt_kw)
+        opt_g = adam(self.generator.parameters(), self.g_opt_kw)
+        opt_d = adam(self.discriminator.parameters(), self.d_opt_kw)
+        if self.lr_decay_from is None:
+            return opt_g, opt_d
+        return [opt_g, opt_d], [torch.optim.lr_scheduler.LambdaLR(o, self._lr_factor()) for o in (opt_g, opt_d)]
+
+    def _lr_factor(self):
+        """LR multiplier per batch: 1 for the first `lr_decay_from` of the run's steps, then linear to 0 at
+        its end (`1 - (s - s0) / (T - s0 + 1)`, Zhu 2017's epoch rule in batches); the training step steps
+        the schedulers once per batch, Lightning saves and restores them with the checkpoint."""
+        total = self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
+        if not 0 < total < float("inf"):
+            from gan_lab.errors import ConfigError
+
+            raise ConfigError("model.lr_decay_from needs a finite run: set trainer.max_steps or trainer.max_epochs")
+        start = int(self.lr_decay_from * total)
+        return lambda s: 1.0 - max(0, s - start) / float(total - start + 1)
 
     def d_forward(self, x, cond, step: int):
         return self.discriminator(self.tricks.d_input(self.d_inputs(x, cond), step))
@@ -173,7 +198,7 @@ class AdversarialTask(pl.LightningModule):
         loss_d = penalty = None
         for _ in range(self.tricks.d_steps(step, 1) if self.adv_weight else 0):
             with torch.no_grad():
-                fake = self.generate(cond, n)
+                fake = self.fakes_for_d(self.generate(cond, n), step)
             out_real = self.d_forward(real, cond, step)
             out_fake = self.d_forward(fake, cond, step)
             real_t, fake_t = self.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_fake), step)
@@ -201,6 +226,12 @@ class AdversarialTask(pl.LightningModule):
             self._backward(total_g)
             self._step(opt_g, counted=i == k - 1)
             self.tricks.after_g_step(self, step)
+        if self.lr_decay_from is not None:
+            if not self._schedulers:
+                s = self.lr_schedulers()
+                self._schedulers = s if isinstance(s, list) else [s]
+            for s in self._schedulers:
+                s.step()
         logs = {"g_loss": loss_g, "g_total": total_g, **extra_logs}
         if loss_d is not None:
             logs["d_loss"] = loss_d
