@@ -6,6 +6,9 @@ gan-lab evaluate images=samples/ data=digits        # any image folder or .npz a
 gan-lab sample ckpt=outputs/.../checkpoints/last.ckpt n=50000 out=samples/   # PNGs or a .npz of uint8 images
 gan-lab compare multirun/2026-11-21/12-00-00
 gan-lab reproduce pacgan_ring --seeds 3          # same as python -m gan_lab.reproduce ...
+gan-lab prepare data=image_folder data.root=$HOME/celeba data.size=64   # the prepared image cache, ahead of training
+gan-lab tricks                                  # every trick's parameters, defaults and ranges
+gan-lab --help                                  # every command, one line each
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import os
 import re
 import sys
 
+# command: (module with main(argv) -> exit code, one line for `gan-lab --help`); `train` runs Hydra's main
 COMMANDS = {
-    "train": "gan_lab.train",
-    "evaluate": "gan_lab.evaluate",
-    "sample": "gan_lab.sample",
-    "compare": "gan_lab.compare",
-    "reproduce": "gan_lab.reproduce",
+    "train": ("gan_lab.train", "train a model: Hydra overrides, e.g. model=gan_mlp data=toy2d_ring trick=[ema]"),
+    "evaluate": ("gan_lab.evaluate", "score a checkpoint (ckpt=...) or images (images=... data=...) by the metrics"),
+    "sample": ("gan_lab.sample", "write generated images of a checkpoint (PNGs or an .npz)"),
+    "compare": ("gan_lab.compare", "table and plots of a sweep's runs: mean +- 95% CI over seeds per setting"),
+    "reproduce": ("gan_lab.reproduce", "train paper presets over seeds and print paper-vs-measured tables"),
+    "prepare": ("gan_lab.prepare", "build the prepared image cache of a data config ahead of training"),
+    "tricks": ("gan_lab.tricks", "list every trick with its parameters, defaults and allowed ranges"),
 }
 
 
@@ -50,6 +56,9 @@ def one_line(exc: BaseException) -> str:
     override = getattr(exc, "override", None)  # OverrideParseException: say which argument did not parse
     if isinstance(override, str) and override not in text:
         text = f"cannot parse override {override!r}: {text}"
+    if isinstance(override, str) and not override.isascii() and "=" in override:  # Hydra's grammar: ASCII unquoted
+        key, value = override.split("=", 1)
+        text += f"; non-ASCII values must be quoted: '{key}=\"{value}\"'"
     if "is not in struct" in text and cause is not None:  # a misspelled key: name the keys that exist there
         text += _allowed_keys(cause)
     text = re.sub(r"Available options in '([^']+)':", r"; available options in '\1':", text)
@@ -105,21 +114,68 @@ def run_hydra_main(main) -> None:
     try:
         main()
     except Exception as e:
-        if not _user_error(e):
+        line = _path_error(e) or _group_null(e)
+        if line is None and not _user_error(e):
             raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        print(f"error: {line or one_line(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def _path_error(exc: BaseException) -> str | None:
+    """A run directory the filesystem refuses before gan_lab sees it (Hydra creates it): name too long, not
+    writable, a file in the way."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENAMETOOLONG, errno.EACCES, errno.EROFS, errno.ENOTDIR):
+        return None
+    name = exc.filename or "?"
+    why = os.strerror(exc.errno)
+    if exc.errno == errno.ENAMETOOLONG:
+        longest = max((len(part) for part in str(name).split(os.sep)), default=0)
+        why += f" (a name of {longest} characters; most filesystems allow 255 per name)"
+    return f"cannot create the run directory {str(name)!r}: {why}; allowed: a shorter, writable hydra.run.dir"
+
+
+def _group_null(exc: BaseException) -> str | None:
+    """`callbacks=null` (or another group set to null): Hydra's ValueError, with what to write instead."""
+    if isinstance(exc, ValueError) and "Config group override must be a string or a list" in str(exc):
+        groups = [a.split("=")[0] for a in sys.argv[1:] if a.endswith("=null") and "." not in a.split("=")[0]]
+        group = groups[0] if groups else "<group>"
+        return (
+            f"{group}=null cannot remove a config group; allowed ~{group} (drop the whole group), or null its "
+            f"members, e.g. {group}.<name>=null"
+        )
+    return None
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {help_line}" for name, (_, help_line) in COMMANDS.items()]
+    return "\n".join(
+        [
+            f"usage: gan-lab {{{','.join(COMMANDS)}}} [args...]",
+            "",
+            "commands:",
+            *lines,
+            "",
+            "`gan-lab <command> --help` for a command's options; the handbook: docs/index.md",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0)
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: gan-lab {{{','.join(COMMANDS)}}} [args...]", file=sys.stderr)
+        got = f"unknown command {argv[0]!r}; " if argv else "a command is required; "
+        print(f"error: {got}allowed {', '.join(COMMANDS)}\n\n{usage()}", file=sys.stderr)
         sys.exit(2)
     import importlib
 
     cmd, rest = argv[0], argv[1:]
-    module = importlib.import_module(COMMANDS[cmd])
+    module = importlib.import_module(COMMANDS[cmd][0])
     sys.argv = [f"gan-lab {cmd}", *rest]
     if cmd == "train":
         run_hydra_main(module.main)

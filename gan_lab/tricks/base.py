@@ -19,6 +19,7 @@ HOOKS = (
     "setup",  # (task) once the nets exist: EMA copy
     "targets",  # (real_t, fake_t, step) -> (real_t, fake_t): smoothing, noise, flips
     "d_input",  # (x, step) -> x, on every D input (real and fake, D and G steps)
+    "d_labels",  # (y, step) -> y, the class labels of D's input, regrouped like it (PacGAN packing)
     "d_penalty",  # (task, real, fake, cond, step) -> scalar added to the D loss
     "g_loss",  # (task, fake, real, cond, step) -> scalar added to the G loss
     "d_steps",  # (step, n) -> n: D updates this batch
@@ -44,8 +45,10 @@ class Trick:
     needs_targets = False
     order = 0  # hooks run in ascending order: label flips after label values, PacGAN packing last
 
-    def check(self, param: str, value, low=None, high=None, **kw):
-        return check_range(f"trick.{self.name}", param, value, low, high, **kw)
+    def check(self, param: str, value, low=None, high=None, low_open=False, high_open=False):
+        """Range-check a parameter (one-line ConfigError) and record the range for `gan-lab tricks`."""
+        vars(self).setdefault("ranges", {})[param] = (low, high, low_open, high_open)
+        return check_range(f"trick.{self.name}", param, value, low, high, low_open, high_open)
 
     # default no-op hooks (TrickSet only calls overridden ones)
     def discriminator_kwargs(self, kw: dict) -> dict:
@@ -65,6 +68,9 @@ class Trick:
 
     def d_input(self, x, step):
         return x
+
+    def d_labels(self, y, step):
+        return y
 
     def d_penalty(self, task, real, fake, cond, step):
         return None
@@ -145,6 +151,11 @@ class TrickSet(nn.Module):
         for t in self._by_hook["d_input"]:
             x = t.d_input(x, step)
         return x
+
+    def d_labels(self, y, step):
+        for t in self._by_hook["d_labels"]:
+            y = t.d_labels(y, step)
+        return y
 
     def _sum(self, hook, *args):
         total = None

@@ -17,6 +17,7 @@ class DiffAugment(Trick):
     resources = frozenset({"augment"})
     order = 10
     POLICIES = ("color", "translation", "cutout")
+    ALLOWED = {"policy": "a comma-separated subset of color, translation, cutout"}  # for `gan-lab tricks`
 
     def __init__(
         self, policy: str = "color,translation,cutout", translation_ratio: float = 0.125, cutout_ratio: float = 0.5
