@@ -201,6 +201,31 @@ def objective_value(cfg: DictConfig, metrics: dict) -> float:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else DIVERGED_PENALTY
 
 
+def start_wandb_early(cfg: DictConfig):
+    """With the W&B logger: import W&B and start its service process on a background thread while the data and
+    nets are built (the logger's `wandb.init`, before the first step, then finds both ready). Returns the thread
+    (None: no W&B logger, not rank 0, or already started); a failure there is left to `wandb.init` to report."""
+    import threading
+
+    spec = (_container(cfg.get("logger")) or {}).get("wandb")
+    # offline only (the default): W&B reads the mode once, here, and an online logger must not find it offline
+    if not spec or not spec.get("offline") or not is_global_zero() or "wandb.sdk.launch.inputs.internal" in sys.modules:
+        return None
+
+    def start():
+        try:
+            import wandb
+            import wandb.sdk.launch.inputs.internal  # noqa: F401 - imported by wandb.init (Launch job inputs)
+
+            wandb.setup(wandb.Settings(mode="offline"))  # the service; W&B keeps this mode for the process
+        except Exception as e:  # noqa: BLE001 - wandb.init retries and reports
+            log.debug("starting W&B early failed: %s", e)
+
+    thread = threading.Thread(target=start, name="gan_lab-wandb-start", daemon=True)
+    thread.start()
+    return thread
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """Build everything, fit, write metrics.json; returns the final metrics dict."""
     from gan_lab.config import validate
@@ -219,6 +244,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     hydra_dir = run_dir / ".hydra"
     if hydra_dir.is_dir() and is_global_zero():  # Hydra saved the unresolved config; keep the resolved one
         (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    start_wandb_early(cfg)
     dm, task, trainer = build_objects(cfg, run_dir, ckpt)
     from gan_lab.callbacks.distributed import check_resume_world_size, check_single_run
 

@@ -1,5 +1,5 @@
-"""GPU options checked on the CPU (README "GPU options"): `trainer.precision=bf16-mixed`, `model.channels_last`,
-`model.compile`; and the loop's direct backward/step path (issue 8), which must train exactly as Lightning's."""
+"""GPU options checked on the CPU (docs/performance.md): `trainer.precision=bf16-mixed`, `model.channels_last`,
+`model.compile`; and the loop's direct backward/step path, which must train exactly as Lightning's."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def fit(tmp_path, *overrides, callbacks=(), steps: int = 3):
     """Build the real objects without any configured callback (plus `callbacks`), fit, return the task."""
     from gan_lab.train import build_objects
 
-    cfg = compose_cfg(*FAST, *overrides, f"trainer.max_steps={steps}", "trainer.enable_checkpointing=false")
+    cfg = compose_cfg(*FAST, *overrides, f"trainer.max_steps={steps}")
     with open_dict(cfg):
         for name in list(cfg.callbacks):
             cfg.callbacks[name] = None
@@ -233,12 +233,13 @@ def test_gpu_option_keys_need_no_plus(model):
     cfg = compose_cfg(f"model={model}", "model.channels_last=true", "model.compile=true")
     assert cfg.model.channels_last is True and cfg.model.compile is True
     assert compose_cfg(f"model={model}").model.compile is False
+    assert compose_cfg(f"model={model}", "model.compile=step").model.compile == "step"
 
 
 def test_bad_gpu_options_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"model.channels_last=true needs image data .*shape \(2,\)"):
         train_run(tmp_path / "a", *MLP, "model.channels_last=true")
-    with pytest.raises(ConfigError, match=r"model.compile='yes' must be a boolean; allowed true, false"):
+    with pytest.raises(ConfigError, match=r"model.compile='yes' is not allowed; allowed false, true .*, step "):
         train_run(tmp_path / "b", *DCGAN, "model.compile=yes")
     with pytest.raises(ConfigError, match=r"model.channels_last=1 must be a boolean"):
         train_run(tmp_path / "c", "model=ae", "data=digits", "model.channels_last=1")

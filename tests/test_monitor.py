@@ -173,12 +173,25 @@ def test_d_wins_alarm_in_a_real_run(tmp_path, caplog):
 
 
 class Collapsing(pl.LightningModule):
-    """A stand-in generator on the ring: samples on all 8 modes, from step 4 on all near the first one."""
+    """A stand-in generator on the ring: samples on all 8 modes, from step 4 on all near the first one; with
+    what the callbacks ask of a task (gan_lab/tasks/interface.py)."""
+
+    data_kind, num_classes, optimizer_names = "points", 0, ("g",)
 
     def __init__(self, centers):
         super().__init__()
         self.centers = centers
         self.w = torch.nn.Parameter(torch.zeros(()))
+        self.last_logged: dict[str, float] = {}
+
+    def sample_labels(self, n, seed=12345):
+        return None
+
+    def label_protocol(self):
+        return {}
+
+    def held_out_metrics(self, datamodule):
+        return {}
 
     def training_step(self, batch, batch_idx):
         return (self.w - 1) ** 2
@@ -186,7 +199,7 @@ class Collapsing(pl.LightningModule):
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    def generate_samples(self, n):
+    def generate_samples(self, n, batch_size=500, labels=None, seed=12345, datamodule=None):
         g = torch.Generator().manual_seed(0)
         idx = torch.randint(len(self.centers), (n,), generator=g) if self.global_step < 4 else torch.zeros(n).long()
         return self.centers[idx] + 0.01 * torch.randn(n, 2, generator=g)

@@ -3,6 +3,7 @@ saved to `samples/<name>_<step>.png` and sent to the image-capable loggers (W&B,
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image
+
+log = logging.getLogger("gan_lab")
 
 
 def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
@@ -30,12 +33,14 @@ def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.nda
 
 def scatter_image(points: torch.Tensor, centers: torch.Tensor | None = None, title: str = "") -> np.ndarray:
     """2-D generated points (blue) over the true mode centres (red crosses) as an RGB array."""
-    import matplotlib
+    # a Figure on its own Agg canvas, not pyplot (whose global state is not thread-safe): pictures are drawn
+    # on the callback's worker thread
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    fig = Figure(figsize=(4, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     p = points.numpy()
     ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, c="tab:blue")
     if centers is not None:
@@ -48,9 +53,7 @@ def scatter_image(points: torch.Tensor, centers: torch.Tensor | None = None, tit
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.canvas.draw()
-    arr = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return arr
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def render_panel(x, datamodule=None, title: str = "") -> np.ndarray:
@@ -72,17 +75,40 @@ def log_images(trainer: pl.Trainer, images: dict[str, np.ndarray], step: int) ->
                 lg.experiment.add_image(f"samples/{k}", v, step, dataformats="HWC")
 
 
-class SampleCallback(pl.Callback):
-    """Calls `pl_module.sample_panels()` (name -> tensor of samples or image panels)."""
+def draw_and_save(panels: dict, datamodule, step: int, out: Path, tag: str) -> tuple[dict[str, np.ndarray], list[Path]]:
+    """Render the panels and write `out/<name>_<tag>.png` (a temporary name, then renamed: a reader never
+    sees half a picture). Runs on the callback's worker thread: nothing here touches the model."""
+    images = {k: render_panel(v, datamodule, f"{k} step {step}") for k, v in panels.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, v in images.items():
+        path = out / f"{k}_{tag}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        Image.fromarray(v).save(tmp, format="png")
+        tmp.replace(path)
+        paths.append(path)
+    return images, paths
 
-    def __init__(self, every_n_steps: int = 500, n_points: int = 2000, out_dir: str = "samples"):
+
+class SampleCallback(pl.Callback):
+    """Calls `pl_module.sample_panels()` (name -> tensor of samples or image panels) on the training thread;
+    drawing and writing the pictures runs on one worker thread (`background=true`, the default) while
+    training goes on. The finished pictures go to the loggers from the training thread (at their step), and
+    every picture is written before training ends."""
+
+    def __init__(self, every_n_steps: int = 500, n_points: int = 2000, out_dir: str = "samples",
+                 background: bool = True):  # fmt: skip
         super().__init__()
         from gan_lab.errors import check_range
 
         check_range("callbacks.samples", "every_n_steps", every_n_steps, 0)
         check_range("callbacks.samples", "n_points", n_points, 1)
         self.every_n_steps, self.n_points, self.out_dir = every_n_steps, n_points, out_dir
+        self.background = bool(background)
         self.saved: list[Path] = []
+        self._pending: list = []  # (step, future) of pictures being drawn
+        self._pool = None
+
 
     def _render(self, trainer, pl_module, tag: str):
         if not trainer.is_global_zero:
@@ -91,18 +117,54 @@ class SampleCallback(pl.Callback):
         if getattr(pl_module, "data_shape", None) == (2,):
             panels = {"samples": pl_module.generate_samples(self.n_points)}
         step = trainer.global_step
-        images = {k: render_panel(v, trainer.datamodule, f"{k} step {step}") for k, v in panels.items()}
-        out = Path(trainer.default_root_dir) / self.out_dir
-        out.mkdir(parents=True, exist_ok=True)
-        for k, v in images.items():
-            path = out / f"{k}_{tag}.png"
-            Image.fromarray(v).save(path)
-            self.saved.append(path)
+        job = (draw_and_save, panels, trainer.datamodule, step, Path(trainer.default_root_dir) / self.out_dir, tag)
+        if not self.background:
+            self._publish(trainer, step, job[0](*job[1:]))
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gan_lab-samples")
+        self._pending.append((step, self._pool.submit(*job)))
+
+    def _publish(self, trainer, step: int, result) -> None:
+        images, paths = result
+        self.saved.extend(paths)
         log_images(trainer, images, step)
+
+    def _collect(self, trainer, wait: bool) -> None:
+        """Pictures finished on the worker (all of them with `wait`): recorded and sent to the loggers, in order."""
+        while self._pending and (wait or self._pending[0][1].done()):
+            step, future = self._pending.pop(0)
+            self._publish(trainer, step, future.result())
+
+    def _close(self, trainer, wait: bool = True) -> None:
+        try:
+            self._collect(trainer, wait=wait)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             self._render(trainer, pl_module, f"{trainer.global_step:06d}")
+        if self._pending:
+            self._collect(trainer, wait=False)
 
     def on_train_end(self, trainer, pl_module):
         self._render(trainer, pl_module, "final")
+        self._close(trainer)
+
+    def on_exception(self, trainer, pl_module, exception):
+        """A failed or interrupted run finishes the picture being drawn (none is left half written) and drops
+        the queued ones; an error of the worker does not hide the run's own."""
+        self._pending = [(s, f) for s, f in self._pending if not f.cancel()]
+        try:
+            self._close(trainer)
+        except Exception as e:  # noqa: BLE001 - the run's exception is the one to report
+            log.warning("sample pictures: %s", e)
+
+    def teardown(self, trainer, pl_module, stage):
+        if self._pool is not None:
+            self._close(trainer)
