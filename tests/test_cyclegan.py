@@ -130,8 +130,8 @@ def test_unpaired_folder_decodes_any_mode_and_size(tmp_path):
 
     root = write_domains(tmp_path / "d")
     dm = UnpairedFolderDataModule(str(root), size=16, channels=3, batch_size=4)
-    a, b = dm.split_tensors("train")
-    va, vb = dm.split_tensors("val")
+    a, b = dm.domain_tensors("train")
+    va, vb = dm.domain_tensors("val")
     assert a.shape == (12, 3, 16, 16) and b.shape == (9, 3, 16, 16) and len(va) == 5 and len(vb) == 4
     assert a.min() >= -1 and a.max() <= 1 and (b[:, 0] == b[:, 1]).all()  # grey B repeated to RGB
     x, y = next(iter(dm.train_dataloader()))
@@ -143,7 +143,8 @@ def test_unpaired_folder_without_test_folders_holds_out_part_of_train(tmp_path):
 
     root = write_domains(tmp_path / "d", 20, 10, test=False)
     dm = UnpairedFolderDataModule(str(root), size=8, val_fraction=0.2, batch_size=4)
-    (a, b), (va, vb) = dm.split_tensors("train"), dm.split_tensors("val")
+    (a, b), (va, vb) = dm.domain_tensors("train"), dm.domain_tensors("val")
+    assert torch.equal(dm.split_tensors("train")[0], b)  # the target domain first for generic consumers
     assert (len(a), len(va), len(b), len(vb)) == (16, 4, 8, 2)
 
 
@@ -254,8 +255,8 @@ def test_digits2mnist_domains_and_labels():
     from gan_lab.data.digits2mnist import Digits2MNISTDataModule
 
     dm = Digits2MNISTDataModule(root=str(SHARED_DATA / "mnist"), split="t10k", limit=2000)
-    a, b, ya, yb = dm.split_tensors("train")
-    va, vb, vya, vyb = dm.split_tensors("val")
+    a, b, ya, yb = dm.domain_tensors("train")
+    va, vb, vya, vyb = dm.domain_tensors("val")
     assert (len(a), len(va), len(b), len(vb)) == (1438, 359, 1600, 400)
     assert a.shape[1:] == b.shape[1:] == (1, 32, 32) and dm.domains == ("digits", "mnist")
     assert set(ya.tolist()) == set(yb.tolist()) == set(range(10))
@@ -269,12 +270,15 @@ def test_translation_scores_tell_right_labels_from_wrong():
     from gan_lab.tasks.cyclegan import translation_scores
 
     dm = Digits2MNISTDataModule(root=str(SHARED_DATA / "mnist"), split="t10k", limit=3000)
-    _, vb, _, vyb = dm.split_tensors("val")
+    va, vb, vya, vyb = dm.domain_tensors("val")
     right = translation_scores(dm, vb, vyb, "a2b")
     wrong = translation_scores(dm, vb, vyb[torch.randperm(len(vyb), generator=torch.Generator().manual_seed(0))], "a2b")
-    digits = translation_scores(dm, dm.split_tensors("val")[0], dm.split_tensors("val")[2], "a2b")
+    digits = translation_scores(dm, va, vya, "a2b")
     assert right["a2b_class_preservation"] > 0.95 and wrong["a2b_class_preservation"] < 0.2
     assert right["a2b_fid"] < digits["a2b_fid"] / 3
+    from gan_lab.metrics.evaluate import compute_metrics  # generic metrics: G_AB's samples against domain B
+
+    assert compute_metrics(vb, dm)[0]["fid"] < compute_metrics(va, dm)[0]["fid"] / 3
 
 
 @needs_shared

@@ -6,7 +6,8 @@ domains have labels and shipped classifiers (`gan_lab.metrics.features`).
 Domain A: the 1797 scikit-learn digits (8 x 8, embedded, upscaled to `size` as `data=digits`); domain B:
 MNIST from `root` (`split` train or t10k, the first `limit` images when > 0, resized to `size` as
 `data=mnist`). Each domain is split by `val_fraction` (seeded by `split_seed`); the labels travel in
-`split_tensors` only: CycleGAN never sees them, the held-out metrics score translations with them.
+`domain_tensors` only: CycleGAN never sees them, the held-out metrics score translations with them. The
+periodic image metrics score G_AB(digits) against MNIST with the MNIST feature net (`feature_net`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Digits2MNISTDataModule(UnpairedDataModule):
     classifier of each domain."""
 
     feature_nets = ("digits", "mnist")
+    feature_net = "mnist"  # of domain B, for the generic metrics of G_AB's samples
 
     def __init__(
         self,
@@ -42,7 +44,7 @@ class Digits2MNISTDataModule(UnpairedDataModule):
         self.shape = self.condition_shape = (1, self.size, self.size)
         self.protocol = {"size": self.size, "mnist_split": split, "limit": self.limit, "resize": "bilinear"}
 
-    def load(self):
+    def load_domains(self):
         xb, yb = load_mnist(self.root, self.split)  # first: a missing MNIST folder fails before anything else
         if self.limit:
             xb, yb = xb[: self.limit], yb[: self.limit]

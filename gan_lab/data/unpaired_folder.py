@@ -5,8 +5,10 @@
 A training batch is (a, b): `batch_size` images of A and `batch_size` images of B drawn independently
 (each domain in its own random order; an epoch is max(|A|, |B|) // batch_size batches, the smaller domain
 cycling through fresh permutations, as the official loader's max-size epochs). `shape` is a B image,
-`condition_shape` an A image; `split_tensors(split)` returns (A, B) and, for labelled domains, their
-labels (A, B, labels A, labels B); `domains` names the two.
+`condition_shape` an A image; `domains` names the two. `domain_tensors(split)` returns (A, B) and, for
+labelled domains, (A, B, labels A, labels B). `split_tensors(split)` holds the target domain first,
+(B, A[, labels B, labels A]): generic consumers (the periodic image metrics, `gan-lab evaluate`) compare a
+translator's samples, G_AB's, with its first tensor, which must be domain B.
 
 Images are decoded with `gan_lab.data.images` (any size and mode: 16-bit, palette, alpha...), made square
 by `crop`, resized to `size` x `size` with the named `resize` filter and converted to `channels`, once, at
@@ -56,8 +58,13 @@ class UnpairedBatches:
             yield self.a[order_a[lo : lo + self.batch_size]], self.b[order_b[lo : lo + self.batch_size]]
 
 
+def _swap(tensors: tuple) -> tuple:
+    """(A, B[, yA, yB]) <-> (B, A[, yB, yA])."""
+    return (tensors[1], tensors[0], *tensors[2:][::-1])
+
+
 class UnpairedDataModule(InMemoryDataModule):
-    """Base of the unpaired data modules: `load()` returns ((A, B[, yA, yB]) train, (A, B[, yA, yB]) val)."""
+    """Base of the unpaired data modules: `load_domains()` returns ((A, B[, yA, yB]) train, (...) val)."""
 
     def __init__(self, domains=("A", "B"), **kw):
         super().__init__(**kw)
@@ -66,31 +73,37 @@ class UnpairedDataModule(InMemoryDataModule):
             raise ConfigError(f"{owner}: domains={list(domains)!r} must name two domains, e.g. [A, B]")
         self.domains = tuple(domains)
 
-    @property
-    def labelled(self) -> bool:
-        return len(self.split_tensors("train")) == 4
+    def load_domains(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        raise NotImplementedError
+
+    def load(self):
+        return tuple(_swap(t) for t in self.load_domains())
+
+    def domain_tensors(self, split: str = "train") -> tuple[torch.Tensor, ...]:
+        """(A, B) or (A, B, labels A, labels B) of a split."""
+        return _swap(self.split_tensors(split))
 
     def setup(self, stage: str | None = None) -> None:
         if self._train is not None:
             return
         super().setup(stage)
         for split, tensors in (("train", self._train), ("val", self._val)):
-            for name, x in zip(self.domains, tensors[:2]):
+            for name, x in zip(self.domains, _swap(tensors)[:2]):
                 if len(x) == 0:
                     hint = "" if split == "train" else " (raise data.val_fraction or add held-out images)"
                     raise ConfigError(f"data.{self.name}: domain {name} has no {split} images{hint}; both need some")
-        n_b = len(self._train[1])
-        if n_b < self.batch_size:
+        n_a = len(self._train[1])  # the base class checked domain B (first)
+        if n_a < self.batch_size:
             raise ConfigError(
-                f"data.batch_size={self.batch_size} is larger than domain {self.domains[1]}'s training split "
-                f"({n_b} images); allowed [1, {min(n_b, len(self._train[0]))}]"
+                f"data.batch_size={self.batch_size} is larger than domain {self.domains[0]}'s training split "
+                f"({n_a} images); allowed [1, {min(n_a, len(self._train[0]))}]"
             )
 
     def train_dataloader(self):
         self.setup()
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        a, b = self._tensors("train")[:2]
+        b, a = self._tensors("train")[:2]
         if max(len(a), len(b)) < self.batch_size * world:
             raise ConfigError(
                 f"data.batch_size={self.batch_size} x {world} processes is larger than both domains' training "
@@ -104,7 +117,7 @@ class UnpairedDataModule(InMemoryDataModule):
             )
         return batches
 
-    def val_dataloader(self):  # the domains differ in length: domain A's held-out images
+    def val_dataloader(self):  # the domains differ in length: domain B's held-out images
         self.setup()
         return batch_loader(self._tensors("val")[:1], self.batch_size, shuffle=False, drop_last=False)
 
@@ -164,7 +177,7 @@ class UnpairedFolderDataModule(UnpairedDataModule):
         self.protocol = {"size": self.size, "channels": self.channels, "crop": crop, "resize": resize}
         self.shape = self.condition_shape = (self.channels, self.size, self.size)
 
-    def load(self):
+    def load_domains(self):
         owner = "data.unpaired_folder"
         train = tuple(_load_domain(self.root / f"train{d}", owner, self.opts, self.on_corrupt) for d in "AB")
         has_test = [(self.root / f"test{d}").is_dir() for d in "AB"]

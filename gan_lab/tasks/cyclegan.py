@@ -165,7 +165,7 @@ class CycleGANTask(AdversarialTask):
         """The held-out split: (A, B) or (A, B, labels A, labels B), the first n of each."""
         if datamodule is None:
             raise ValueError("CycleGAN needs the data module (datamodule=) for its held-out images")
-        tensors = datamodule.split_tensors("val")
+        tensors = datamodule.domain_tensors("val")
         return tuple(t[:n] for t in tensors) if n is not None else tensors
 
     def translate(self, x: torch.Tensor, direction: str, batch_size: int = 64) -> torch.Tensor:
@@ -220,7 +220,7 @@ def translation_scores(dm, images: torch.Tensor, labels: torch.Tensor, direction
 
     target = 1 if direction == "a2b" else 0
     net = load_feature_net(dm.feature_nets[target])
-    real = dm.split_tensors("train")[target][:10_000]
+    real = dm.domain_tensors("train")[target][:10_000]
     stats = real_stats(net, f"{dm.name}_{dm.domains[target]}", "train", real)
     feats, logits = embed(net, images, logits=True)
     return {
