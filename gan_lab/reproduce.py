@@ -42,7 +42,6 @@ from gan_lab.stats import STATISTICS, combined_se_distance, summary, to_se, welc
 
 ENTRY_DIR = CONF_DIR / "reproduce"
 ROOT = Path(__file__).resolve().parents[1]
-SR_ROOT = ROOT.parent / "shared" / "data" / "sr"
 SR_SETS = {"set5": "CSet5", "set14": "CSet14"}
 WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many combined standard errors
 ALPHA = 0.05  # significance level of the claim tests
@@ -551,7 +550,7 @@ def reproduce(
     scale: str | None = None,
     models: list[str] | None = None,
     sr_ckpt: str | None = None,
-    sr_root: Path | str = SR_ROOT,
+    sr_root: Path | str | None = None,
     train: bool = True,
     docs: Path | str | None = None,
 ) -> list[dict]:
@@ -579,7 +578,7 @@ def reproduce(
         from datetime import datetime
 
         out = Path("outputs") / "reproduce" / datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
-    out, sr_root = Path(out), Path(sr_root)
+    out = Path(out)
     if sr_ckpt is not None and not Path(sr_ckpt).is_file():
         raise ConfigError(f"--sr-ckpt={sr_ckpt!r} does not exist; give an SR run's checkpoints/last.ckpt")
 
@@ -594,10 +593,17 @@ def reproduce(
         scale_ov = [str(o) for o in (entry.scales[scale]["overrides"] if scale else [])]
         chosen[entry.name] = _selected(entry, models)
         if entry.evaluate == "sr_benchmark":
-            missing = [f for f in SR_SETS.values() if not (sr_root / f).is_dir()]
+            root = Path(sr_root) if sr_root is not None else None
+            missing = [f for f in SR_SETS.values() if root is None or not (root / f).is_dir()]
             if missing:
-                skipped[entry.name] = f"no benchmark folder {sr_root / missing[0]} (the shared data is absent)"
+                why = "needs --sr-root <folder holding CSet5/ and CSet14/>"
+                if root is not None:
+                    why = f"--sr-root={str(root)!r} has no {missing[0]}/; allowed a folder holding CSet5/ and CSet14/"
+                if names != known:  # named on the command line: refuse; `all`: run the other tables
+                    raise ConfigError(f"reproduce {entry.name} {why}")
+                skipped[entry.name] = why
                 continue
+            sr_root = Path(sr_root)
         todo = []
         n_seeds = seeds or entry.seeds
         for seed in range(n_seeds):
@@ -706,7 +712,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-train", action="store_true", help="only tabulate the finished jobs of --out")
     parser.add_argument("--docs", help="also write the tables into this Markdown file, between the markers")
     parser.add_argument("--sr-ckpt", help="sr_set5: evaluate this SR checkpoint instead of training srresnet_x4")
-    parser.add_argument("--sr-root", default=str(SR_ROOT), help="folder holding CSet5/ and CSet14/")
+    parser.add_argument("--sr-root", help="sr_set5: the folder holding CSet5/ and CSet14/ (required for it)")
     args = parser.parse_intermixed_args(argv)
     try:
         if args.list:

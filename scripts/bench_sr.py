@@ -1,6 +1,6 @@
 """Super-resolution benchmark: the bicubic baseline and SR checkpoints on Set5 / Set14 (paper protocol).
 
-    python scripts/bench_sr.py                                         # bicubic on ../shared/data/sr/CSet5, CSet14
+    python scripts/bench_sr.py --root <folder with CSet5/, CSet14/>      # the bicubic baseline
     python scripts/bench_sr.py --ckpt outputs/<srresnet run>/checkpoints/last.ckpt --json sr.json
     python scripts/bench_sr.py --ckpt A.ckpt --ckpt B.ckpt --sets CSet5 --scale 4 --root /data/sr
 
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", action="append", default=[], help="SR run checkpoint (repeatable)")
     ap.add_argument("--sets", nargs="+", default=["CSet5", "CSet14"])
-    ap.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "sr"))
+    ap.add_argument("--root", required=True, help="folder holding the benchmark sets (CSet5/, CSet14/)")
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--json", default=None, help="also write the results here (refuses to overwrite)")
     args = ap.parse_args(argv)

@@ -2,7 +2,7 @@
 
     python scripts/train_feature_net.py --name digits   # 20 epochs, 80 s on 2 shared CPU cores
     python scripts/train_feature_net.py --name mnist    # 12 epochs, 15 min on 2 busy CPU cores (MNIST t10k
-                                                        # from $GAN_LAB_MNIST_ROOT, default /work/shared/data/mnist)
+                                                        # from --mnist-root or $GAN_LAB_MNIST_ROOT)
 
 Augmentation: random affine (shift <= 2 px, rotation <= 10 deg, scale 0.9-1.1). Prints the held-out
 accuracy and the weights' version (short sha256); copy both into `SHIPPED` in features.py. Same seed,
@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -79,8 +80,11 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mnist-root", default=None, help="folder of MNIST's t10k IDX files (default $GAN_LAB_MNIST_ROOT)")
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     a = p.parse_args()
+    if a.mnist_root:
+        os.environ["GAN_LAB_MNIST_ROOT"] = a.mnist_root
     torch.set_num_threads(max(1, torch.get_num_threads()))
     epochs = a.epochs or {"digits": 20, "mnist": 12}[a.name]
     net, acc = train(a.name, epochs, a.batch_size, a.lr, a.seed)

@@ -1,4 +1,4 @@
-"""Issue 9: the bad-input catalogue. Every row is one bad input that must stop the run before training
+"""The bad-input catalogue. Every row is one bad input that must stop the run before training
 with exit code 2 and ONE stderr line `error: ...` naming the bad key/value and what is allowed.
 
 Two tables:

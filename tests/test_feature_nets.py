@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA
 
 from gan_lab.data.base import resize_images
 from gan_lab.errors import ConfigError
-from gan_lab.metrics import features
 from gan_lab.metrics.features import (
     SHIPPED,
     WEIGHTS_DIR,
@@ -18,7 +18,7 @@ from gan_lab.metrics.features import (
     load_feature_net,
 )
 
-MNIST_ROOT = Path(os.environ.get("GAN_LAB_MNIST_ROOT", features.MNIST_ROOT))
+MNIST_ROOT = Path(os.environ.get("GAN_LAB_MNIST_ROOT", SHARED_DATA / "mnist"))
 needs_mnist = pytest.mark.skipif(not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists(), reason="no MNIST t10k")
 
 
@@ -63,7 +63,8 @@ def test_shipped_digits_net_accuracy_on_its_heldout_split():
 
 
 @needs_mnist
-def test_shipped_mnist_net_accuracy_and_32px_inputs():
+def test_shipped_mnist_net_accuracy_and_32px_inputs(monkeypatch):
+    monkeypatch.setenv("GAN_LAB_MNIST_ROOT", str(MNIST_ROOT))
     net = load_feature_net("mnist")
     _, (xh, yh) = heldout_data("mnist")
     assert xh.shape == (2000, 1, 28, 28) and xh.min() >= -1 and xh.max() <= 1

@@ -217,7 +217,7 @@ class PairedFolderDataModule(InMemoryDataModule):
 class ColorizeDataModule(InMemoryDataModule):
     """Batches are (grey 1 x patch x patch, colour 3 x patch x patch) in [-1, 1]: `n_patches` random
     crops (seeded by `patch_seed`) of the scikit-image photos (source="skimage") or of the images of
-    the folder `source` (e.g. /work/shared/data/sr/CBSD68), split by `val_fraction`."""
+    the folder `source` (e.g. a folder of BSD68 photos), split by `val_fraction`."""
 
     def __init__(
         self,

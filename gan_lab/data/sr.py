@@ -9,7 +9,7 @@ rounded after each pass like imresizemex). With it, bicubic x4 on Set5 gives the
 PSNR-Y 28.43 dB (see tests/test_image_quality.py). The data module uses the same kernel for LR.
 
     dm = SRFolderDataModule(root="skimage", scale=4, hr_patch=96)    # batches (lr, hr) in [-1, 1]
-    pairs = load_sr_eval_set("/work/shared/data/sr/CSet5", scale=4)  # full images for benchmarks
+    pairs = load_sr_eval_set("<your data>/sr/CSet5", scale=4)  # full images for benchmarks
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ SHIPPED = {
     "mnist": {"input_size": 28, "heldout_accuracy": 0.9915, "n_train": 8000, "n_heldout": 2000,
               "sha256": "d23bc767d7aa"},
 }  # fmt: skip
-MNIST_ROOT = "/work/shared/data/mnist"  # default for training data; override with GAN_LAB_MNIST_ROOT
 ALLOWED = (*SHIPPED, "inception")
 
 
@@ -259,7 +258,7 @@ def heldout_data(name: str) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[to
     """((train x, y), (held-out x, y)) of a feature net, images in [-1, 1] at the net's native size.
 
     digits: sklearn digits at 32 x 32, a fixed 20% held out (split seed 0). mnist: the first 8000
-    images of MNIST t10k for training, the last 2000 held out (root: $GAN_LAB_MNIST_ROOT or MNIST_ROOT).
+    images of MNIST t10k for training, the last 2000 held out (the IDX files in $GAN_LAB_MNIST_ROOT).
     """
     if name == "digits":
         from gan_lab.data.digits import load_digits_images
@@ -269,7 +268,13 @@ def heldout_data(name: str) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[to
     if name == "mnist":
         from gan_lab.data.mnist import load_mnist
 
-        x, y = load_mnist(os.environ.get("GAN_LAB_MNIST_ROOT", MNIST_ROOT), "t10k")
+        root = os.environ.get("GAN_LAB_MNIST_ROOT")
+        if not root:
+            raise ConfigError(
+                "feature net mnist: its data is MNIST t10k; set GAN_LAB_MNIST_ROOT to the folder holding "
+                "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz"
+            )
+        x, y = load_mnist(root, "t10k")
         x = x * 2 - 1
         return (x[:8000], y[:8000]), (x[8000:], y[8000:])
     raise ConfigError(f"feature net {name!r} has no training data; allowed {', '.join(SHIPPED)}")
