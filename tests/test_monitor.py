@@ -117,6 +117,11 @@ def test_grad_norm_is_the_norm_of_all_gradients():
     assert grad_norm(opt) is None
     w1.grad, w2.grad = torch.tensor([3.0, 0.0, 0.0]), torch.tensor([0.0, 4.0])
     assert float(grad_norm(opt)) == pytest.approx(5.0)
+    shapes = [(256, 32), (256,), (256, 256), (256,), (1, 256), (1,)]  # the MLP GAN's D: the same as torch's total
+    ps = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+    for p in ps:
+        p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()))
+    assert torch.equal(grad_norm(torch.optim.Adam(ps)), torch.nn.utils.get_total_norm([p.grad for p in ps]))
 
 
 # ---- real loops -----------------------------------------------------------------------------------
