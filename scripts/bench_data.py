@@ -8,7 +8,7 @@ prepare: images/s of `gan_lab.prepare` on a folder of `--files` links to the ima
          decoded to 64 x 64, once per worker count (a fresh cache each time).
 reads:   batches/s of training reads (EpochBatches over the uint8 store, converted to [-1, 1]) from a
          memory-mapped cache vs the same cache copied to RAM; 64 x 64 x 3, batch 64. Ratio memmap / RAM.
-rss:     peak RSS (/usr/bin/time -v, else resource.getrusage of the child) of a real `python -m gan_lab.train`
+rss:     peak RSS (VmHWM; RssAnon and RssFile sampled from /proc, Linux) of a real `python -m gan_lab.train`
          DCGAN run on a synthetic 200,000-image 64 x 64 prepared cache (2.46 GB, memory-mapped: above the
          default data.max_memory_gb), given as data.root.
 Everything is written under --work (default a temporary folder) and removed afterwards.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -44,11 +43,16 @@ def bench_prepare(src: Path, files: int, workers: list[int], work: Path) -> None
         (folder / f"{k:06d}{originals[k % len(originals)].suffix}").symlink_to(originals[k % len(originals)].resolve())
     source = FolderSource(folder)
     for w in workers:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         cache = prepare(source, Settings(size=64), cache_dir=work / f"cache-{w}", workers=w)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         n = cache.meta["shape"][0]
-        print(f"prepare: {n} files of {src.name} -> 64x64, {w} worker(s): {dt:.1f} s, {n / dt:.0f} images/s")
+        # 1 worker decodes in this process: its CPU time is the cost per image on one free core
+        per_core = f", CPU {cpu:.1f} s = {n / cpu:.0f} images/s per free core" if w == 1 else ""
+        print(
+            f"prepare: {n} files of {src.name} -> 64x64, {w} worker(s): wall {dt:.1f} s, "
+            f"{n / dt:.0f} images/s{per_core}"
+        )
 
 
 def bench_reads(batches: int, work: Path, n: int = 20000) -> None:
@@ -125,23 +129,27 @@ def bench_rss(images: int, steps: int, work: Path) -> None:
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     t0 = time.perf_counter()
-    if Path("/usr/bin/time").exists():
-        r = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=ROOT, env=env, capture_output=True, text=True)
-        peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
-        cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", r.stderr).group(1)) for k in ("User", "System"))
-    else:
-        import resource
-
-        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-        use = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_kb, cpu = use.ru_maxrss, use.ru_utime + use.ru_stime
-    if r.returncode != 0:
-        raise SystemExit(f"training failed:\n{r.stderr[-3000:]}")
+    log = open(work / "train.log", "w")  # noqa: SIM115 (closed below; a pipe could fill up and stall the run)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}  # kB; VmHWM is the kernel's peak RSS of the process
+    while proc.poll() is None:
+        try:
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in peak:
+                    peak[key] = max(peak[key], int(value.split()[0]))
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    log.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"training failed:\n{(work / 'train.log').read_text()[-3000:]}")
     data = json.loads((work / "run" / "data.json").read_text())
     print(
         f"rss: DCGAN run, {steps} steps on a {images}-image 64x64 cache ({images * 12288 / 1e9:.2f} GB, "
-        f"storage={data['protocol']['storage']}): peak RSS {peak_kb / 1e6:.2f} GB, wall "
-        f"{time.perf_counter() - t0:.0f} s, CPU {cpu:.0f} s"
+        f"storage={data['protocol']['storage']}): peak RSS {peak['VmHWM'] / 1e6:.2f} GB (of which at most "
+        f"{peak['RssAnon'] / 1e6:.2f} GB anonymous and {peak['RssFile'] / 1e6:.2f} GB mapped files, sampled "
+        f"every 0.2 s), wall {time.perf_counter() - t0:.0f} s"
     )
 
 

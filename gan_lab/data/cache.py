@@ -317,6 +317,7 @@ def prepare(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    log.info("prepared %d images of %s in %.1f s: %s", len(kept), source.describe(), time.time() - t0, final)
     return PreparedCache(final)
 
 
@@ -409,12 +410,7 @@ class UInt8Images:
         idx = torch.as_tensor(idx, dtype=torch.int64)
         if self.index is not None:
             idx = self.index.to(idx.device)[idx]
-        if not self.mapped:
-            return self.store[idx.to(self.store.device)]
-        order = torch.argsort(idx)  # read the file in order, then put the rows back in the asked order
-        out = torch.empty((len(idx), *self.store.shape[1:]), dtype=torch.uint8)
-        out[order] = self.store[idx[order]]
-        return out
+        return self.store[idx.to(self.store.device)]  # memory-mapped: pages come from the OS page cache
 
     def __getitem__(self, idx) -> torch.Tensor:
         return self.rows(idx).float().div_(127.5).sub_(1.0)
@@ -502,7 +498,9 @@ class CachedImagesDataModule(InMemoryDataModule):
         return self.cache
 
     def load(self):
-        cache = self.prepare()
+        import sys
+
+        cache = self.prepare(progress=sys.stderr.isatty())  # the first run on a new set decodes it here
         m = cache.meta
         if m["skipped"] and self.on_corrupt == "raise":
             name, why = m["skipped"][0]
