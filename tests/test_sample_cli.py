@@ -163,3 +163,4 @@ def test_cli_sample_entry_points():
         assert c.returncode == 2 and c.stderr.strip().splitlines() == [
             "error: ckpt='/nonexistent/last.ckpt' does not exist; allowed a .ckpt file of a run directory"
         ]
+

@@ -4,7 +4,7 @@
     fid(f_real, net.features(fake_images)); kid(f_real, f_fake, subsets=100, subset_size=1000)
 
 FID is the Frechet distance of the Gaussians fitted to the two feature sets (float64 mean and covariance
-with ddof 1, as pytorch-fid; tr sqrt(S1 S2) from the eigenvalues of S1 S2, as torchmetrics), computed
+with ddof 1, as pytorch-fid; tr sqrt(S1 S2) from symmetric eigendecompositions, see `frechet_distance`), computed
 from statistics so that a pytorch-fid statistics file (`.npz` with `mu`, `sigma`: `save_stats` /
 `load_stats`) can stand in for the reference. KID is torchmetrics' polynomial-kernel MMD
 estimator (degree 3, gamma 1/D, coef 1; `poly_mmd`) batched over subsets in float32 with float64 sums
@@ -63,11 +63,22 @@ def gaussian(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:
-    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) in float64; the trace of the square root is the sum
-    of the square roots of the eigenvalues of S1 S2 (real parts)."""
+    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) in float64.
+
+    tr (S1 S2)^(1/2) is the sum of the square roots of the eigenvalues of S1 S2, which are those of the
+    symmetric PSD matrix L^T S1 L with S2 = L L^T (Cholesky), so only eigenvalues of a symmetric matrix are
+    needed (eigvalsh), not a general eigendecomposition of S1 S2: the same value, several times faster for
+    2048-d Inception features. A singular S2 (fewer samples than dimensions) uses S1^(1/2) S2 S1^(1/2)."""
     mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
-    with _single_thread():  # the D x D eigendecomposition: multi-threaded LAPACK is up to 20x slower here
-        tr_sqrt = torch.linalg.eigvals(sigma1 @ sigma2).sqrt().real.sum()
+    with _single_thread():  # the D x D decompositions: multi-threaded LAPACK is up to 20x slower here
+        chol, info = torch.linalg.cholesky_ex(sigma2)
+        if int(info) == 0:
+            m = chol.T @ sigma1 @ chol
+        else:
+            w, v = torch.linalg.eigh(sigma1)
+            root1 = (v * w.clamp_min(0).sqrt()) @ v.T
+            m = root1 @ sigma2 @ root1
+        tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
     return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * tr_sqrt)
 
 
