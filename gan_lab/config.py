@@ -37,7 +37,7 @@ TOP_LEVEL = (
     "trainer",
     "trick",
 )
-OPTIMIZER_KEYS = ("name", "lr", "betas", "eps", "weight_decay", "amsgrad")
+OPTIMIZER_KEYS = ("name", "lr", "betas", "eps", "weight_decay", "amsgrad", "fused")  # fused: Adam's one-kernel step
 WANDB_MODES = ("online", "offline", "disabled")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 SEED_MAX = 2**32 - 1  # numpy's limit, which pl.seed_everything enforces by falling back to a random seed

@@ -154,3 +154,14 @@ def test_compiled_step_matches_eager(tmp_path):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4, msg=k)
     for k, v in eager.last_logged.items():
         assert compiled.last_logged[k] == pytest.approx(v, rel=1e-4, abs=1e-5), k
+
+
+def test_fused_adam_is_a_model_option(tmp_path):
+    """`+model.g_optimizer.fused=true`: Adam's one-kernel step (the fastest measured on the CPU); model.compile=step
+    uses it for both nets."""
+    from gan_lab.train import build_objects
+
+    for overrides, fused in ((["+model.g_optimizer.fused=true"], (True, None)), (["model.compile=step"], (True, True))):
+        _, task, _ = build_objects(compose_cfg("logger=none", *MLP, *overrides), tmp_path)
+        opt_g, opt_d = task.configure_optimizers()
+        assert (opt_g.defaults["fused"], opt_d.defaults["fused"]) == fused
