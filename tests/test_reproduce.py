@@ -179,6 +179,20 @@ def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeyp
     rows = compare(out / "pacgan_ring", "modes_captured")
     assert {r.group for r in rows} == {"experiment=pacgan_ring_gan", "experiment=pacgan_ring_pac2"}
 
+    # a job killed at step 4 of 10 (its last.ckpt, no metrics.json) resumes; the finished one is reused
+    import shutil
+
+    import yaml
+
+    interrupted = out / "pacgan_ring" / "pacgan2" / "seed0"
+    recorded = yaml.safe_load((interrupted / ".hydra" / "overrides.yaml").read_text())
+    shutil.rmtree(interrupted)
+    shorter = [o for o in recorded if not o.startswith("trainer.max_steps=")] + ["trainer.max_steps=4"]
+    train_run(interrupted, *shorter, fast=False)
+    (interrupted / ".hydra").mkdir(exist_ok=True)
+    (interrupted / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(recorded))
+    (interrupted / "metrics.json").unlink()
+
     import gan_lab.train
 
     calls, train = [], gan_lab.train.train
@@ -188,15 +202,12 @@ def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeyp
         return train(cfg, run_dir)
 
     monkeypatch.setattr(gan_lab.train, "train", counting)
-    (again,) = rp.reproduce("pacgan_ring", **args)  # same overrides: reused, not trained, same numbers
-    assert calls == [] and again["models"][0]["measured"] == summary["models"][0]["measured"]
-
-    interrupted = out / "pacgan_ring" / "pacgan2" / "seed0"  # killed after its last checkpoint: resumes
-    (interrupted / "metrics.json").unlink()
     (tabulated,) = rp.reproduce("pacgan_ring", **args, train=False)  # --no-train: only finished jobs count
-    assert calls == [] and tabulated["models"][1]["completed"] == 0
-    rp.reproduce("pacgan_ring", **args)
+    assert calls == [] and tabulated["models"][0]["measured"] == summary["models"][0]["measured"]
+    assert tabulated["models"][1]["completed"] == 0
+    rp.reproduce("pacgan_ring", **args)  # GAN: same overrides, reused; PacGAN2 resumes from step 4
     assert calls == [(interrupted, "last")]
+    assert json.loads((interrupted / "metrics.json").read_text())["steps"] == 10
     with pytest.raises(ConfigError, match="other overrides.*never overwritten"):  # before any training
         rp.reproduce("pacgan_ring", **{**args, "steps_scale": 0.01})
     assert len(calls) == 1
@@ -211,7 +222,7 @@ def test_parallel_jobs_run_as_child_processes(tmp_path):
     assert gan["completed"] == 2 and s["jobs"] == 2 and s["trained"] == ["GAN"]
     for seed in (0, 1):
         job = out / "pacgan_grid" / "gan" / f"seed{seed}"
-        assert "Trainable params" in (job / "job.log").read_text() or (job / "job.log").stat().st_size > 0
+        assert (job / "job.log").is_file()  # written by the child process (in-process jobs have none)
         assert json.loads((job / "metrics.json").read_text())["steps"] == 8
     assert not (out / "pacgan_grid" / "pacgan2").exists()
 

@@ -22,6 +22,7 @@ HOOKS = (
     "d_labels",  # (y, step) -> y, the class labels of D's input, regrouped like it (PacGAN packing)
     "d_penalty",  # (task, real, fake, cond, step) -> scalar added to the D loss
     "g_loss",  # (task, fake, real, cond, step) -> scalar added to the G loss
+    "g_critic",  # (task, fake, real, cond, step) -> D's outputs G's loss is taken against: unrolled D
     "d_steps",  # (step, n) -> n: D updates this batch
     "g_steps",  # (step, n) -> n: G updates this batch
     "after_g_step",  # (task, step): EMA update
@@ -76,6 +77,9 @@ class Trick:
         return None
 
     def g_loss(self, task, fake, real, cond, step):
+        return None
+
+    def g_critic(self, task, fake, real, cond, step):
         return None
 
     def d_steps(self, step: int, n: int) -> int:
@@ -170,6 +174,13 @@ class TrickSet(nn.Module):
 
     def g_loss(self, task, fake, real, cond, step):
         return self._sum("g_loss", task, fake, real, cond, step)
+
+    def g_critic(self, task, fake, real, cond, step):
+        """D's (logits, auxiliary) outputs on `fake` for G's loss from the trick claiming `g_critic` (one at
+        most: an exclusive resource), or None: the task's current D."""
+        for t in self._by_hook["g_critic"]:
+            return t.g_critic(task, fake, real, cond, step)
+        return None
 
     def d_steps(self, step, n=1):
         for t in self._by_hook["d_steps"]:

@@ -1,0 +1,157 @@
+"""Unrolled GAN (Metz et al. 2017): G's loss is taken against D unrolled `steps` optimizer steps ahead.
+
+    gan-lab train experiment=unrolled_stacked_d4 trick=[unrolled] trick.unrolled.steps=5
+
+Each G update copies D's parameters and its optimizer's state, takes `steps` D updates on the current real
+batch and the G update's fakes with the same optimizer rule (Adam or SGD, with D's learning rate and state),
+and computes G's loss on that unrolled D (`torch.func.functional_call`; D itself is not changed). With
+`second_order=true` (the paper's main results) the unrolled updates are differentiated through, so G's
+gradient anticipates how D would react; `second_order=false` detaches them (cheaper: G sees only the final
+unrolled D). D's own update is unchanged. The unrolled D loss is the run's D loss with the label tricks and
+D-input tricks (noise, DiffAugment, packing) through the task's own D call; D penalties (R1, gradient penalty)
+and AC-GAN's class loss are not part of it. Cost per G update: `steps` extra D forward/backward passes (twice
+that with second_order, which also keeps their graphs for G's backward)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from gan_lab.errors import ConfigError
+from gan_lab.tricks.base import Trick
+
+
+def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
+    """sqrt with a finite derivative at 0 (where Adam's second moment is still 0)."""
+    pos = v > 0
+    return torch.where(pos, v.clamp_min(1e-30).sqrt(), torch.zeros_like(v))
+
+
+def _optimizer_rule(optimizer: torch.optim.Optimizer):
+    if type(optimizer) is torch.optim.Adam:
+        return "adam"
+    if type(optimizer) is torch.optim.SGD:
+        return "sgd"
+    raise ConfigError(f"trick=unrolled: D's optimizer {type(optimizer).__name__} cannot be unrolled; allowed Adam, SGD")
+
+
+def unroll(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[dict], torch.Tensor],
+    steps: int,
+    create_graph: bool = True,
+) -> dict[str, torch.Tensor]:
+    """`module`'s parameters after `steps` updates of `optimizer`'s rule on `loss_fn(params)`, starting from the
+    module's parameters and the optimizer's current state; neither is changed. With create_graph the result
+    is differentiable with respect to whatever `loss_fn` depends on besides the parameters (G's samples)."""
+    rule = _optimizer_rule(optimizer)
+    # the parameters D's optimizer updates (during a G step D's may have requires_grad off: not a criterion)
+    by_param = {p: n for n, p in module.named_parameters()}
+    group_of, state = {}, {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if p in by_param:
+                group_of[by_param[p]] = group
+                state[by_param[p]] = optimizer.state.get(p, {})
+    if not group_of:
+        raise ConfigError("trick=unrolled: the optimizer given does not update the discriminator's parameters")
+    names = [n for n, _ in module.named_parameters() if n in group_of]
+    fixed = {n: p for n, p in module.named_parameters() if n not in group_of}
+    params = {n: p.detach().requires_grad_(True) for n, p in module.named_parameters() if n in group_of}
+    if rule == "adam":
+        for g in {id(g): g for g in group_of.values()}.values():
+            if g.get("amsgrad") or g.get("maximize"):
+                raise ConfigError(
+                    "trick=unrolled: Adam with amsgrad or maximize cannot be unrolled; allowed plain Adam"
+                )
+        mom = {n: state[n]["exp_avg"].detach() if "exp_avg" in state[n] else torch.zeros_like(params[n]) for n in names}
+        sq = {
+            n: state[n]["exp_avg_sq"].detach() if "exp_avg_sq" in state[n] else torch.zeros_like(params[n])
+            for n in names
+        }
+        t0 = {n: float(state[n]["step"]) if "step" in state[n] else 0.0 for n in names}
+    else:
+        buf = {n: state[n].get("momentum_buffer") for n in names}
+        buf = {n: None if b is None else b.detach() for n, b in buf.items()}
+    for k in range(steps):
+        loss = loss_fn(params)
+        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=create_graph, allow_unused=True)
+        new = {}
+        for n, g in zip(names, grads):
+            p, group = params[n], group_of[n]
+            if g is None:
+                g = torch.zeros_like(p)
+            if group.get("weight_decay"):
+                g = g + group["weight_decay"] * p
+            if rule == "adam":
+                b1, b2 = group["betas"]
+                t = t0[n] + k + 1
+                mom[n] = b1 * mom[n] + (1 - b1) * g
+                sq[n] = b2 * sq[n] + (1 - b2) * g * g
+                denom = _safe_sqrt(sq[n]) / math.sqrt(1 - b2**t) + group["eps"]
+                new[n] = p - (group["lr"] / (1 - b1**t)) * mom[n] / denom
+            else:
+                momentum = group.get("momentum", 0.0)
+                if momentum:
+                    b = buf[n]
+                    b = g if b is None else momentum * b + (1 - group.get("dampening", 0.0)) * g
+                    buf[n] = b if create_graph else b.detach()
+                    g = g + momentum * b if group.get("nesterov") else b
+                new[n] = p - group["lr"] * g
+            if not create_graph:
+                new[n] = new[n].detach().requires_grad_(True)
+                if rule == "adam":
+                    mom[n], sq[n] = mom[n].detach(), sq[n].detach()
+        params = new
+    return {**fixed, **params}
+
+
+class _DOutputs(nn.Module):
+    """`task.d_outputs` as a module call, so that `functional_call` can run it with other D parameters (the
+    task's own D input path: d_inputs, the D-input tricks, packing, class labels)."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+
+    def forward(self, x, cond, step: int):
+        return self.task.d_outputs(x, cond, step)
+
+
+class Unrolled(Trick):
+    name, paper = "unrolled", "Metz 2017 (Unrolled GAN)"
+    resources = frozenset({"g_critic"})
+    ALLOWED = {"second_order": "true, false"}  # for `gan-lab tricks`
+
+    def __init__(self, steps: int = 5, second_order: bool = True):
+        self.steps = int(self.check("steps", steps, 1, 100))
+        if not isinstance(second_order, bool):
+            raise ConfigError(f"trick.unrolled.second_order={second_order!r} must be a boolean; allowed true, false")
+        self.second_order = second_order
+
+    def g_critic(self, task, fake, real, cond, step):
+        """D's outputs (logits, auxiliary or None) on `fake` for G's loss, from D unrolled `steps` updates ahead."""
+        d = task.discriminator
+        opt = task.optimizers()[1]
+        opt = getattr(opt, "optimizer", opt)  # Lightning's wrapper -> the torch optimizer
+        call = _DOutputs(task)
+        # batch-norm statistics and spectral-norm vectors of D are updated on copies
+        buffers = {f"task.discriminator.{n}": b.clone() for n, b in d.named_buffers()}
+        inner_fake = fake if self.second_order else fake.detach()
+
+        def outputs(params, x):
+            named = {f"task.discriminator.{n}": p for n, p in params.items()}
+            return functional_call(call, (named, buffers), (x, cond, step))
+
+        def d_loss(params):
+            out_real, out_fake = outputs(params, real)[0], outputs(params, inner_fake)[0]
+            real_t, fake_t = task.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_fake), step)
+            return task.adv_loss.d(out_real, out_fake, real_t, fake_t)
+
+        params = unroll(d, opt, d_loss, self.steps, create_graph=self.second_order)
+        return outputs(params, fake)

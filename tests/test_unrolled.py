@@ -1,0 +1,166 @@
+"""trick=unrolled (Metz 2017): the unrolled D is k real optimizer steps, G's gradient flows through them
+(second order) or only through the last D (first order), and the trick runs inside the one loop."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import FAST, compose_cfg, train_run
+from torch import nn
+from torch.func import functional_call
+
+from gan_lab.errors import ConfigError
+from gan_lab.tricks.unrolled import Unrolled, unroll
+
+OPTIMIZERS = [
+    (torch.optim.Adam, {"lr": 1e-2, "betas": (0.5, 0.999)}),
+    (torch.optim.Adam, {"lr": 1e-2, "weight_decay": 0.1}),
+    (torch.optim.SGD, {"lr": 0.1}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+]
+
+
+def _d():
+    return nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.3), nn.Linear(8, 1))
+
+
+def _bce(out_real, out_fake):
+    f = nn.functional.binary_cross_entropy_with_logits
+    return f(out_real, torch.ones_like(out_real)) + f(out_fake, torch.zeros_like(out_fake))
+
+
+@pytest.mark.parametrize("warm", [False, True])  # fresh optimizer state, or after one real step
+@pytest.mark.parametrize("opt_cls,kw", OPTIMIZERS)
+def test_unrolled_d_equals_k_manual_optimizer_steps(opt_cls, kw, warm):
+    torch.manual_seed(0)
+    d, real, fake = _d(), torch.randn(16, 3), torch.randn(16, 3)
+    opt = opt_cls(d.parameters(), **kw)
+    if warm:
+        _bce(d(real), d(fake)).backward()
+        opt.step()
+        opt.zero_grad()
+    before = copy.deepcopy(d.state_dict())
+    state_before = copy.deepcopy(opt.state_dict())
+    params = unroll(d, opt, lambda p: _bce(functional_call(d, p, (real,)), functional_call(d, p, (fake,))), 3)
+    # the real D and its optimizer are untouched
+    assert all(torch.equal(v, d.state_dict()[k]) for k, v in before.items())
+    assert str(opt.state_dict()) == str(state_before)
+
+    manual = copy.deepcopy(d)
+    opt2 = opt_cls(manual.parameters(), **kw)
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for _ in range(3):
+        opt2.zero_grad()
+        _bce(manual(real), manual(fake)).backward()
+        opt2.step()
+    for name, p in manual.named_parameters():
+        torch.testing.assert_close(params[name], p, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opt_cls,kw", [OPTIMIZERS[0], OPTIMIZERS[3]])
+def test_second_order_gradient_reaches_g_through_the_unrolled_steps(opt_cls, kw):
+    """d loss / d theta_G through k unrolled updates equals finite differences of the whole unrolled loss,
+    and differs from the first-order gradient (which ignores how D's updates depend on G)."""
+    torch.manual_seed(1)
+    g = nn.Linear(2, 3).double()
+    d = _d().double()
+    opt = opt_cls(d.parameters(), **kw)
+    z, real = torch.randn(16, 2, dtype=torch.float64), torch.randn(16, 3, dtype=torch.float64)
+
+    def g_loss(second_order: bool):
+        fake = g(z)
+        inner = fake if second_order else fake.detach()
+        params = unroll(
+            d, opt, lambda p: _bce(functional_call(d, p, (real,)), functional_call(d, p, (inner,))), 3, second_order
+        )
+        out = functional_call(d, params, (fake,))
+        return nn.functional.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+
+    w = g.weight
+    second = torch.autograd.grad(g_loss(True), w)[0]
+    first = torch.autograd.grad(g_loss(False), w)[0]
+    eps, numeric, w0 = 1e-6, torch.zeros_like(w), w.detach().clone()
+    for idx in [(0, 0), (1, 1), (2, 0)]:
+        values = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                w.copy_(w0)
+                w[idx] += sign * eps
+            values.append(g_loss(True).item())  # the unroll itself needs autograd
+        numeric[idx] = (values[0] - values[1]) / (2 * eps)
+    with torch.no_grad():
+        w.copy_(w0)
+    for idx in [(0, 0), (1, 1), (2, 0)]:
+        assert second[idx].item() == pytest.approx(numeric[idx].item(), rel=1e-4, abs=1e-8)
+    assert second.abs().sum() > 0 and first.abs().sum() > 0
+    assert not torch.allclose(second, first, rtol=1e-3)  # the path through the unrolled updates matters
+
+
+def test_first_order_returns_plain_tensors_of_the_last_d():
+    torch.manual_seed(2)
+    d, real, fake = _d(), torch.randn(8, 3), torch.randn(8, 3, requires_grad=True)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2)
+    params = unroll(d, opt, lambda p: _bce(functional_call(d, p, (real,)), functional_call(d, p, (fake,))), 2, False)
+    assert all(p.grad_fn is None for p in params.values())  # no graph through the unrolled steps
+    params2 = unroll(d, opt, lambda p: _bce(functional_call(d, p, (real,)), functional_call(d, p, (fake,))), 2, True)
+    assert all(p.grad_fn is not None for p in params2.values())
+
+
+def _task(tmp_path, *overrides):
+    from gan_lab.train import build_objects
+
+    cfg = compose_cfg(*FAST, "model=gan_mlp", "data=toy2d_ring", *overrides)
+    return build_objects(cfg, tmp_path)
+
+
+def test_the_loop_takes_gs_loss_against_the_unrolled_d(tmp_path, monkeypatch):
+    """One batch with trick=[unrolled]: the loop asks the trick for D's outputs once per G update, G's logged
+    loss is the non-saturating loss of those outputs (not of the current D's), and D is left as it was."""
+    dm, task, trainer = _task(tmp_path, "trick=[unrolled]", "trick.unrolled.steps=2", "trainer.max_steps=1")
+    seen, original = [], Unrolled.g_critic
+
+    def spy(self, task, fake, real, cond, step):
+        before = {n: p.detach().clone() for n, p in task.discriminator.named_parameters()}
+        out = original(self, task, fake, real, cond, step)
+        with torch.no_grad():
+            current = task.d_outputs(fake, cond, step)[0]
+        after = dict(task.discriminator.named_parameters())
+        seen.append((out[0].detach().clone(), current, all(torch.equal(before[n], after[n]) for n in before)))
+        return out
+
+    monkeypatch.setattr(Unrolled, "g_critic", spy)
+    trainer.fit(task, datamodule=dm)
+    assert len(seen) == 1
+    unrolled_out, current_out, d_untouched = seen[0]
+    assert d_untouched and not torch.allclose(unrolled_out, current_out)
+    expected = nn.functional.softplus(-unrolled_out).mean().item()  # non-saturating G loss
+    assert task.last_logged["train/g_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("second_order", [True, False])
+def test_trick_trains_and_composes_with_other_tricks(second_order, tmp_path):
+    m = train_run(
+        tmp_path,
+        "model=gan_mlp",
+        "data=toy2d_ring",
+        "trick=[unrolled,pacgan,label_smoothing,spectral_norm,ema,instance_noise]",
+        "trick.unrolled.steps=2",
+        f"trick.unrolled.second_order={str(second_order).lower()}",
+        "trainer.max_steps=3",
+    )
+    assert m["status"] == "completed" and m["steps"] == 3
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (["trick.unrolled.steps=0"], r"trick.unrolled: steps=0 is out of range; allowed \[1, 100\]"),
+        (["trick.unrolled.second_order=maybe"], r"trick.unrolled.second_order='maybe' must be a boolean"),
+    ],
+)
+def test_bad_unrolled_values_fail_before_training(overrides, match, tmp_path):
+    with pytest.raises(ConfigError, match=match):
+        _task(tmp_path, "trick=[unrolled]", *overrides)
