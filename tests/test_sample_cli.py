@@ -164,3 +164,21 @@ def test_cli_sample_entry_points():
             "error: ckpt='/nonexistent/last.ckpt' does not exist; allowed a .ckpt file of a run directory"
         ]
 
+
+def test_class_conditional_sampling_takes_labels(tmp_path, capsys):
+    run = tmp_path / "cond"
+    run.mkdir()
+    finished_run(run, "model=gan_mlp", "data=digits", "model.conditional=concat", "trainer.max_steps=3",
+                 "metrics.n_samples=20", "metrics.n_real=50")  # fmt: skip
+    ckpt = run / "checkpoints" / "last.ckpt"
+    rc, _, err = _call(sm.main, capsys, f"ckpt={ckpt}", "n=20", "labels=all", f"out={tmp_path / 'all.npz'}")
+    assert rc == 0, err
+    with np.load(tmp_path / "all.npz") as f:
+        assert f["arr_0"].shape == (20, 32, 32, 1) and f["arr_1"].tolist() == [i // 2 for i in range(20)]
+    rc, _, err = _call(sm.main, capsys, f"ckpt={ckpt}", "n=20", "labels=7", f"out={tmp_path / 'sevens.npz'}")
+    assert rc == 0 and np.load(tmp_path / "sevens.npz")["arr_1"].tolist() == [7] * 20
+    task, _ = sm.load_task(ckpt, "cpu")
+    want = task.generate_samples(20, labels=torch.full((20,), 7), seed=12345)
+    assert np.array_equal(np.load(tmp_path / "sevens.npz")["arr_0"], sm.to_uint8(want))  # the labels reached G
+    rc, _, err = _call(sm.main, capsys, f"ckpt={ckpt}", "n=20", "labels=12", f"out={tmp_path / 'bad.npz'}")
+    assert rc == 2 and err.count("\n") == 1 and "labels=12" in err and not (tmp_path / "bad.npz").exists()
