@@ -91,6 +91,10 @@ def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
     if cond_shape is not None:
         model_extra["cond_shape"] = list(cond_shape)
     model_extra["tricks"] = _container(cfg.get("trick")) or None
+    if cfg.model.get("conditional"):  # class-conditional GAN: the data's class counts
+        from gan_lab.tasks.gan import conditional_extra
+
+        model_extra.update(conditional_extra(_container(cfg.model), dm))
     task = build(_container(cfg.model), "model", **model_extra)
 
     callbacks = []

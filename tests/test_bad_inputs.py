@@ -79,6 +79,11 @@ def truncated_png(tmp: Path, run: Path) -> None:
     (tmp / "images" / "bad.png").write_bytes(data[: len(data) // 2])
 
 
+def one_image(tmp: Path, run: Path) -> None:
+    (tmp / "images").mkdir()
+    _png(tmp / "images" / "a.png")
+
+
 def garbage_png(tmp: Path, run: Path) -> None:
     (tmp / "images").mkdir()
     (tmp / "images" / "bad.png").write_bytes(os.urandom(300))
@@ -380,6 +385,30 @@ CASES = [
         ["ckpt_path=", "last.ckpt", "is not a readable gan_lab checkpoint"],
         setup=corrupt_last_ckpt,
     ),
+    # class-conditional GANs
+    case("conditional_unknown", ["model.conditional=foo"], ["conditional='foo' is not known", "projection, acgan"]),
+    case(
+        "conditional_class_count",
+        ["model.conditional=concat", "model.num_classes=5"],
+        ["model.num_classes=5 does not match the data's 10 classes", "allowed null (from the data) or 10"],
+    ),
+    case(
+        "conditional_unlabelled_data",
+        ["model=gan_mlp", "model.conditional=concat", *SR, "+data.root={tmp}/images", "+data.batch_size=1"],
+        ["model.conditional=concat needs data with class labels", "labelled data: digits, mnist"],
+        setup=one_image,
+    ),
+    case(
+        "conditional_net_without_conditioning",
+        ["model.conditional=projection", "model.generator._target_=gan_lab.nets.unet.UNetGenerator"],
+        ["model.conditional=projection needs class-conditional nets", "UNetGenerator has none"],
+    ),
+    case(
+        "conditional_on_autoencoder",
+        ["model=ae", "+model.conditional=acgan"],
+        ["model.conditional=acgan is not an option of model=ae", "allowed with model=gan_mlp, model=dcgan"],
+    ),
+    case("aux_weight_negative", ["model.conditional=acgan", "model.aux_weight=-1"], ["aux_weight=-1", "[0.0, inf)"]),
     # image folders, zips, CIFAR, LMDB
     case(
         "image_folder_empty",

@@ -28,13 +28,15 @@ def load(path):
     return torch.load(path, weights_only=True)
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["model.conditional=acgan"]], ids=["gan", "conditional_acgan"])
+def test_sigkill_then_resume_is_bit_identical(extra, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    r = run_cli("gan_lab.train", *COMMON, f"hydra.run.dir={a}")
+    r = run_cli("gan_lab.train", *COMMON, *extra, f"hydra.run.dir={a}")
     assert r.returncode == 0, r.stderr[-3000:]
     killed = run_cli(
         "gan_lab.train",
         *COMMON,
+        *extra,
         f"hydra.run.dir={b}",
         "+callbacks.kill._target_=gan_lab.callbacks.faults.KillAtStep",
         "+callbacks.kill.step=150",
@@ -42,7 +44,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
     assert load(b / "checkpoints" / "last.ckpt")["global_step"] == 120  # the last checkpoint before the kill
     assert not (b / "metrics.json").exists()
-    resumed = run_cli("gan_lab.train", *COMMON, f"hydra.run.dir={b}", "ckpt_path=last")
+    resumed = run_cli("gan_lab.train", *COMMON, *extra, f"hydra.run.dir={b}", "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     ca, cb = load(a / "checkpoints" / "last.ckpt"), load(b / "checkpoints" / "last.ckpt")
     assert ca["global_step"] == cb["global_step"] == 300

@@ -305,3 +305,45 @@ def test_ema_averages_both_generators(tmp_path):
     for net in ("ab", "ba"):
         p_ema, p = next(getattr(ema, net).parameters()), next(getattr(task.generator, net).parameters())
         assert not torch.equal(p_ema, p)  # an average, not a copy of the trained weights
+
+
+# ---- class-conditional models (model.conditional): every trick, and the tricks that touch (x, y) pairs --
+@pytest.mark.parametrize("mode", ["concat", "projection", "acgan"])
+@pytest.mark.parametrize("trick", TRICKS)
+def test_trick_composes_with_conditional_model(trick, mode, tmp_path):
+    loss = ["model.loss=wasserstein"] if trick == "gradient_penalty" else []
+    m = train_run(
+        tmp_path, "model=dcgan", f"model.conditional={mode}", f"trick=[{trick}]", "+trainer.fast_dev_run=true", *loss
+    )
+    assert m["status"] == "completed", m.get("error")
+
+
+@pytest.mark.parametrize("mode", ["concat", "projection", "acgan"])
+def test_pacgan_packs_labels_with_their_samples(mode, tmp_path):
+    """Packing regroups (x, y) pairs the same way: slot s of packed input j holds sample j*m+s and its label."""
+    _, task, _ = make(tmp_path, f"model.conditional={mode}", "trick=[pacgan]", "trick.pacgan.m=2")
+    x = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 1, 32, 32).contiguous()
+    y = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    px, py = task.tricks.d_input(x, 0), task.tricks.d_labels(y, 0)
+    assert py.shape == (4, 2)
+    assert all(y[int(px[j, s, 0, 0])] == py[j, s] for j in range(4) for s in range(2))
+    logits, aux = task.d_outputs(x, y, 0)
+    assert logits.shape == (4, 1)
+    if mode == "acgan":  # one class prediction per packed sample, scored against its own label
+        assert aux.shape == (4, 20) and task.aux_loss(aux, y).isfinite()
+    else:  # D's verdict depends on which label goes with which sample
+        swapped = y.view(4, 2).flip(1).reshape(-1)
+        assert not torch.allclose(logits, task.d_forward(x, swapped, 0))
+
+
+@pytest.mark.parametrize("trick", ["r1", "feature_matching"])
+def test_d_hooks_see_the_labels(trick, tmp_path):
+    """R1 and feature matching go through D(x, y): with other labels, other values."""
+    _, task, _ = make(tmp_path, "model.conditional=concat", f"trick=[{trick}]")
+    x, y = torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8)
+    if trick == "r1":
+        a, b = (task.tricks.d_penalty(task, x, x, labels, 0) for labels in (y, (y + 3) % 10))
+    else:
+        fake = task.generate(y, 8)
+        a, b = (task.tricks.g_loss(task, fake, x, labels, 0) for labels in (y, (y + 3) % 10))
+    assert a.item() > 0 and not torch.isclose(a, b)

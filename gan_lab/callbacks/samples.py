@@ -31,8 +31,11 @@ def image_grid(x: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.nda
     return grid.permute(1, 2, 0).numpy()
 
 
-def scatter_image(points: torch.Tensor, centers: torch.Tensor | None = None, title: str = "") -> np.ndarray:
-    """2-D generated points (blue) over the true mode centres (red crosses) as an RGB array."""
+def scatter_image(
+    points: torch.Tensor, centers: torch.Tensor | None = None, title: str = "", labels: torch.Tensor | None = None
+) -> np.ndarray:
+    """2-D generated points (blue; coloured by the class they were generated for when `labels` are given)
+    over the true mode centres (red crosses) as an RGB array."""
     # a Figure on its own Agg canvas, not pyplot (whose global state is not thread-safe): pictures are drawn
     # on the callback's worker thread
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -42,7 +45,10 @@ def scatter_image(points: torch.Tensor, centers: torch.Tensor | None = None, tit
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     p = points.numpy()
-    ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, c="tab:blue")
+    if labels is None:
+        ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.4, c="tab:blue")
+    else:
+        ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, c=labels.numpy() % 20, cmap="tab20", vmin=0, vmax=19)
     if centers is not None:
         c = centers.numpy()
         ax.scatter(c[:, 0], c[:, 1], s=60, marker="x", c="tab:red")
@@ -57,7 +63,10 @@ def scatter_image(points: torch.Tensor, centers: torch.Tensor | None = None, tit
 
 
 def render_panel(x, datamodule=None, title: str = "") -> np.ndarray:
-    """A tensor of samples, or (images, images per row) for panels such as input | output | target."""
+    """A tensor of samples, (images, images per row) for panels such as input | output | target, or
+    (2-D points, their class labels) for a class-conditional model's scatter."""
+    if isinstance(x, tuple) and isinstance(x[1], torch.Tensor):
+        return scatter_image(x[0], getattr(datamodule, "centers", None), title, labels=x[1])
     x, nrow = x if isinstance(x, tuple) else (x, None)
     if x.dim() == 2 and x.shape[1] == 2:
         return scatter_image(x, getattr(datamodule, "centers", None), title)
@@ -115,7 +124,11 @@ class SampleCallback(pl.Callback):
             return
         panels = pl_module.sample_panels()
         if getattr(pl_module, "data_shape", None) == (2,):
-            panels = {"samples": pl_module.generate_samples(self.n_points)}
+            if getattr(pl_module, "num_classes", 0):  # class-conditional: points coloured by their class
+                labels = pl_module.sample_labels(self.n_points)
+                panels = {"samples": (pl_module.generate_samples(self.n_points, labels=labels), labels)}
+            else:
+                panels = {"samples": pl_module.generate_samples(self.n_points)}
         step = trainer.global_step
         job = (draw_and_save, panels, trainer.datamodule, step, Path(trainer.default_root_dir) / self.out_dir, tag)
         if not self.background:

@@ -21,6 +21,8 @@ def load_digits_images(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
 class DigitsDataModule(InMemoryDataModule):
     """Batches are (images, labels); the generator only sees images."""
 
+    num_classes = 10  # labels of the batches (class-conditional models)
+
     def __init__(self, size: int = 32, channels: int = 1, **kw):
         super().__init__(name="digits", **kw)
         check_range("data.digits", "size", size, 8, 256)

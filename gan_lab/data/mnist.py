@@ -66,6 +66,8 @@ def load_mnist(root: str | Path, split: str = "train") -> tuple[torch.Tensor, to
 class MNISTDataModule(InMemoryDataModule):
     """Batches are (images in [-1, 1], labels). `limit` keeps the first N images (0 = all)."""
 
+    num_classes = 10  # labels of the batches (class-conditional models)
+
     def __init__(
         self, root: str = "data/mnist", split: str = "train", size: int = 32, channels: int = 1, limit: int = 0, **kw
     ):

@@ -24,6 +24,8 @@ def stack_channels(x: torch.Tensor, y: torch.Tensor, n_samples: int, seed: int) 
 class StackedDigitsDataModule(InMemoryDataModule):
     """Batches are (images N x 3 x size x size in [-1, 1], labels in [0, 1000))."""
 
+    num_classes = 1000  # labels of the batches (class-conditional models)
+
     def __init__(self, size: int = 32, n_samples: int = 10_000, **kw):
         super().__init__(name="stacked_digits", **kw)
         check_range("data.stacked_digits", "size", size, 8, 256)
@@ -41,6 +43,8 @@ class StackedDigitsDataModule(InMemoryDataModule):
 
 class StackedMNISTDataModule(InMemoryDataModule):
     """Stacked MNIST from the IDX files of `root`/`split` (channels drawn from that split's images)."""
+
+    num_classes = 1000  # labels of the batches (class-conditional models)
 
     def __init__(self, root: str = "data/mnist", split: str = "train", size: int = 32, n_samples: int = 25_000, **kw):
         super().__init__(name="stacked_mnist", **kw)

@@ -52,6 +52,7 @@ class Toy2DDataModule(InMemoryDataModule):
         self.kind, self.sigma, self.n_samples = kind, float(sigma), int(n_samples)
         self.centers = ring_centers(n_modes, radius) if kind == "ring" else grid_centers(side, spacing)
         self.shape = (2,)
+        self.num_classes = len(self.centers)  # the mode index is the label (class-conditional models)
 
     def load(self):
         x, mode = sample_mixture(self.centers, self.sigma, self.n_samples, seed=1234 + self.split_seed)

@@ -15,7 +15,7 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:  # class-conditional BN: own gains
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -58,11 +58,17 @@ def check_d_kwargs(owner: str, dropout: float, width: float):
 
 class Discriminator(nn.Module):
     """The layout every gan_lab discriminator shares: D(x) = head(mbstd(body(x))) and features(x) =
-    body(x), so tricks can add a minibatch-std feature (`mbstd`) and read features (feature matching)."""
+    body(x), so tricks can add a minibatch-std feature (`mbstd`) and read features (feature matching).
+    A class-conditional D (`cond`, nets/conditioning.py) also takes the labels y: D(x, y)."""
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+    def __init__(self):
+        super().__init__()
+        self.cond = None  # a conditioning.DCondition when class-conditional
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)
-        return self.head(h if self.mbstd is None else self.mbstd(h))
+    def features(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.body(x if self.cond is None else self.cond.input(x, y))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        h = self.features(x, y)
+        out = self.head(h if self.mbstd is None else self.mbstd(h))
+        return out if self.cond is None else self.cond.output(out, h, y)

@@ -9,6 +9,7 @@ from torch import nn
 
 from gan_lab.errors import check_range
 from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, dropout_layers, scaled
+from gan_lab.nets.conditioning import DCondition, batch_norm, g_input, run_layers, z_extra
 
 INITS = ("default", "normal")  # torch's default init, or N(0, 0.02) weights and zero biases (PacGAN, DCGAN)
 
@@ -23,7 +24,9 @@ def init_weights(owner: str, net: nn.Module, init: str) -> None:
 
 
 class MLPGenerator(nn.Module):
-    """`tanh=None` puts a Tanh on the output for image data (values in [-1, 1]) and none for points."""
+    """`tanh=None` puts a Tanh on the output for image data (values in [-1, 1]) and none for points.
+    `conditional` (nets/conditioning.py): concat/acgan feed z ++ one-hot(y); projection puts a
+    class-conditional batch norm after every hidden layer (whatever `batchnorm` says)."""
 
     def __init__(
         self,
@@ -33,15 +36,19 @@ class MLPGenerator(nn.Module):
         tanh: bool | None = None,
         batchnorm: bool = False,
         init: str = "default",
+        conditional: str | None = None,
+        num_classes: int = 0,
     ):
         super().__init__()
         check_range("model.generator", "z_dim", z_dim, 1)
         for h in hidden:
             check_range("model.generator", "hidden", h, 1)
         self.shape, self.z_dim = tuple(shape), z_dim
-        layers, d = [], z_dim
+        self.conditional, self.num_classes = conditional, num_classes
+        layers, d = [], z_dim + z_extra(conditional, num_classes)
         for h in hidden:
-            layers += [nn.Linear(d, h)] + ([nn.BatchNorm1d(h)] if batchnorm else []) + [nn.ReLU(True)]
+            bn = [batch_norm(h, conditional, num_classes, dim=1)] if batchnorm or conditional == "projection" else []
+            layers += [nn.Linear(d, h), *bn, nn.ReLU(True)]
             d = h
         layers.append(nn.Linear(d, math.prod(self.shape)))
         if tanh or (tanh is None and len(self.shape) == 3):
@@ -49,8 +56,10 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_weights("model.generator", self, init)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, *self.shape)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional is None:
+            return self.net(z).view(-1, *self.shape)
+        return run_layers(self.net, g_input(z, y, self.conditional, self.num_classes), y).view(-1, *self.shape)
 
 
 class MLPDiscriminator(Discriminator):
@@ -66,6 +75,9 @@ class MLPDiscriminator(Discriminator):
         minibatch_std: bool = False,
         maxout: int = 0,
         init: str = "default",
+        conditional: str | None = None,
+        num_classes: int = 0,
+        label_slots: int = 1,
     ):
         super().__init__()
         check_d_kwargs("model.discriminator", dropout, width)
@@ -73,7 +85,7 @@ class MLPDiscriminator(Discriminator):
             check_range("model.discriminator", "hidden", h, 1)
         if maxout:
             from gan_lab.nets.maxout import LinearMaxout
-        layers, d = [nn.Flatten()], math.prod(shape)
+        layers, d = [nn.Flatten()], math.prod(shape) + DCondition.extra_inputs(conditional, num_classes, label_slots)
         for h in hidden:
             h = scaled(h, width)
             unit = [LinearMaxout(d, h, maxout)] if maxout else [nn.Linear(d, h), nn.LeakyReLU(0.2, True)]
@@ -82,4 +94,6 @@ class MLPDiscriminator(Discriminator):
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if minibatch_std else None
         self.head = nn.Linear(d + int(minibatch_std), 1)
+        if conditional is not None:
+            self.cond = DCondition(conditional, num_classes, label_slots, channels=d, flat=d, maps=False)
         init_weights("model.discriminator", self, init)

@@ -117,6 +117,14 @@ class AdversarialTask(pl.LightningModule):
         """The tensor D judges (conditional tasks concatenate the condition)."""
         return x
 
+    def d_labels(self, cond):
+        """Class labels D is conditioned on (class-conditional GANs: D(x, y)); None: D(x)."""
+        return None
+
+    def aux_loss(self, aux, cond):
+        """The loss term of D's auxiliary output (AC-GAN's class cross-entropy), for D and for G."""
+        raise NotImplementedError
+
     def extra_g_loss(self, fake, real, cond):
         return None, {}
 
@@ -152,11 +160,22 @@ class AdversarialTask(pl.LightningModule):
         start = int(self.lr_decay_from * total)
         return lambda s: 1.0 - max(0, s - start) / float(total - start + 1)
 
+    def d_outputs(self, x, cond, step: int):
+        """(D's logits, its auxiliary output or None). Tricks change the input (`d_input`) and, where they
+        regroup samples (PacGAN), the labels the same way (`d_labels`), so (x, y) pairs stay aligned."""
+        out = self.discriminator(*self._d_args(x, cond, step))
+        return out if isinstance(out, tuple) else (out, None)
+
+    def _d_args(self, x, cond, step: int) -> tuple:
+        x = self.tricks.d_input(self.d_inputs(x, cond), step)
+        y = self.d_labels(cond)
+        return (x,) if y is None else (x, self.tricks.d_labels(y, step))
+
     def d_forward(self, x, cond, step: int):
-        return self.discriminator(self.tricks.d_input(self.d_inputs(x, cond), step))
+        return self.d_outputs(x, cond, step)[0]
 
     def d_features(self, x, cond, step: int):
-        return self.discriminator.features(self.tricks.d_input(self.d_inputs(x, cond), step))
+        return self.discriminator.features(*self._d_args(x, cond, step))
 
     def _call_hooks(self, callbacks, hook: str, *args):
         compat.call_hooks(self.trainer, self, callbacks, hook, *args)
@@ -214,12 +233,15 @@ class AdversarialTask(pl.LightningModule):
         for _ in range(self.tricks.d_steps(step, 1) if self.adv_weight else 0):
             with torch.no_grad():
                 fake = self.fakes_for_d(self.generate(cond, n), step)
-            out_real = self.d_forward(real, cond, step)
-            out_fake = self.d_forward(fake, cond, step)
+            out_real, aux_real = self.d_outputs(real, cond, step)
+            out_fake, aux_fake = self.d_outputs(fake, cond, step)
             real_t, fake_t = self.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_fake), step)
             loss_d = self.adv_loss.d(out_real, out_fake, real_t, fake_t)
             penalty = self.tricks.d_penalty(self, real, fake, cond, step)
             total_d = loss_d if penalty is None else loss_d + penalty
+            if aux_real is not None:  # AC-GAN: D also classifies the real and the fake samples
+                aux_d = self.aux_loss(aux_real, cond) + self.aux_loss(aux_fake, cond)
+                total_d = total_d + aux_d
             opt_d.zero_grad(set_to_none=True)
             self._backward(total_d)
             self._step(opt_d, counted=False)
@@ -230,8 +252,12 @@ class AdversarialTask(pl.LightningModule):
             extra, extra_logs = self.extra_g_loss(fake, real, cond)
             terms = [extra]
             if self.adv_weight:
-                loss_g = self.adv_loss.g(self.d_forward(fake, cond, step))
+                out_g, aux_g = self.d_outputs(fake, cond, step)
+                loss_g = self.adv_loss.g(out_g)
                 terms.append(self.tricks.g_loss(self, fake, real, cond, step))
+                if aux_g is not None:
+                    extra_logs = {**extra_logs, "g_aux": self.aux_loss(aux_g, cond)}
+                    terms.append(extra_logs["g_aux"])
                 total_g = loss_g * self.adv_weight if self.adv_weight != 1.0 else loss_g
             else:
                 loss_g = total_g = torch.zeros((), device=real.device)
@@ -258,6 +284,8 @@ class AdversarialTask(pl.LightningModule):
                 logs["d_acc_fake"] = torch.mean(out_fake <= 0, dtype=torch.float32)
             if penalty is not None:
                 logs["d_penalty"] = penalty
+            if aux_real is not None:
+                logs["d_aux"] = aux_d
         self._accumulate(logs)
 
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------

@@ -17,6 +17,8 @@ class PacGAN(Trick):
         self.m = int(self.check("m", m, 1, 16))
 
     def discriminator_kwargs(self, kw):
+        if kw.get("num_classes"):  # class-conditional D: one label slot per packed sample
+            kw = {**kw, "label_slots": self.m}
         if kw.get("in_channels"):
             return {**kw, "in_channels": kw["in_channels"] * self.m}
         shape = list(kw["shape"])
@@ -30,3 +32,7 @@ class PacGAN(Trick):
                 f"as a multiple of {self.m}"
             )
         return x.reshape(n // self.m, self.m * x.shape[1], *x.shape[2:])
+
+    def d_labels(self, y, step):
+        """The labels of the packed samples, in their order: N -> N/m x m."""
+        return y.reshape(len(y) // self.m, self.m)
