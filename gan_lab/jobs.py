@@ -59,11 +59,12 @@ def read_overrides(run_dir: Path) -> list[str] | None:
         return None
 
 
-def plan_job(run_dir: Path, overrides: list[str], max_steps: int) -> str:
+def plan_job(run_dir: Path, overrides: list[str], max_steps: int, strict: bool = True) -> str:
     """'train', 'resume' or 'reuse' for a job directory; ConfigError when it holds something else.
 
     A finished job (diverged, or completed with all `max_steps`) is reused; an unfinished one (no metrics.json,
-    status failed, or fewer steps: Ctrl+C ends Lightning with sys.exit) resumes from its last.ckpt."""
+    status failed, or fewer steps: Ctrl+C ends Lightning with sys.exit) resumes from its last.ckpt. With
+    strict=False (only tabulating) an unfinished job without a checkpoint (e.g. still running) is 'unfinished'."""
     if not run_dir.exists():
         return "train"
     recorded = read_overrides(run_dir)
@@ -78,6 +79,8 @@ def plan_job(run_dir: Path, overrides: list[str], max_steps: int) -> str:
         return "reuse"
     if (run_dir / "checkpoints" / "last.ckpt").exists():
         return "resume"
+    if not strict:
+        return "unfinished"
     raise ConfigError(
         f"job directory {run_dir} holds an unfinished run (status {status}, {steps} of {max_steps} steps) without "
         "checkpoints/last.ckpt to resume from; choose another --out (existing runs are never overwritten)"

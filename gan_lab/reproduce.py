@@ -326,7 +326,8 @@ def render_entry(summary: dict) -> str:
         if row["label"] not in summary.get("trained", [row["label"]]) and not row["runs"]:
             done = "not run"
         else:
-            done = f"{row['completed']}/{len(row['seeds'])}"
+            planned = len(summary.get("seeds") or []) if row["experiment"] else len(row["seeds"])
+            done = f"{row['completed']}/{max(planned, len(row['seeds']))}"
             if row["diverged"] or row["failed"]:
                 done += f" ({row['diverged']} diverged, {row['failed']} failed)"
         exp = row["experiment"]
@@ -345,13 +346,16 @@ def render_entry(summary: dict) -> str:
         f"Paper: mean ± {stat} over {summary['paper_runs']} trials as published. Measured: mean ± standard error "
         f"over the completed seeds (std and 95% CI in reproduction.json); ✓ / ✗: within / not within "
         f"{WITHIN:g} combined standard errors of the paper's value (no mark: not decidable, e.g. one seed). "
-        f"Wall time: sum over the model's jobs. Measured {mach['date']} with gan_lab {mach['gan_lab']}, torch "
+        f"Wall time: sum over the model's jobs. "
+        f"{'Tabulated from the finished jobs' if summary.get('tabulated_only') else 'Measured'} "
+        f"{mach['date']} with gan_lab {mach['gan_lab']}, torch "
         f"{mach['torch']} on {mach['cpu']} ({mach['cores']} cores"
         + (f", {mach['gpu']}" if mach.get("gpu") else "")
-        + f"; load average {mach.get('load_average')} at the end), {summary.get('jobs', 1)} parallel job(s)"
+        + f"; load average {mach.get('load_average')} at the end)"
+        + (f", {summary['jobs']} parallel job(s)" if summary.get("jobs") else "")
         + (f", scale {summary['scale']}" if summary.get("scale") else "")
         + (f", steps x {summary['steps_scale']:g}" if summary.get("steps_scale", 1.0) != 1.0 else "")
-        + (f"; the table took {summary['elapsed_s']:.0f} s." if summary.get("elapsed_s") else "."),
+        + (f"; the table took {summary['elapsed_s']:.0f} s." if (summary.get("elapsed_s") or 0) >= 1 else "."),
     ]
     lines += [f"- {n}" for n in notes]
     if summary["claims"]:
@@ -621,7 +625,7 @@ def reproduce(
                 cfg = jobrunner.compose(ov)
                 validate(cfg)
                 run_dir = out / entry.name / model.slug / f"seed{seed}"
-                action = jobrunner.plan_job(run_dir, ov, int(cfg.trainer.max_steps))
+                action = jobrunner.plan_job(run_dir, ov, int(cfg.trainer.max_steps), strict=train)
                 todo.append((model, seed, jobrunner.Job(run_dir, ov, action, (model.label, seed))))
         plans[entry.name] = todo
 
@@ -659,7 +663,8 @@ def reproduce(
         if not train:
             todo = [j for j in todo if j.action == "reuse"]  # tabulate only the finished jobs
         parallel = jobs or max(1, min(jobrunner.cores(), len([j for j in todo if j.action != "reuse"]) or 1))
-        info["jobs"] = parallel
+        info["jobs"] = parallel if train else None
+        info["tabulated_only"] = not train
 
         def done(job, r, entry=entry, results=results):
             label, seed = job.tag

@@ -263,10 +263,10 @@ def test_plan_job(metrics, ckpt, expected, tmp_path):
             plan_job(run, ["experiment=pacgan_ring_gan", "seed=1"], 100)
 
 
-def test_sr_entry_is_skipped_without_benchmark_data(tmp_path):
-    (s,) = rp.reproduce("sr_set5", out=tmp_path, sr_root=tmp_path / "nowhere")
-    assert "no benchmark folder" in s["skipped"]
-    assert "Skipped: no benchmark folder" in (tmp_path / "sr_set5" / "reproduction.md").read_text()
+def test_sr_entry_needs_its_benchmark_folders(tmp_path):
+    with pytest.raises(ConfigError, match="--sr-root='.*nowhere' has no CSet5/; allowed a folder holding CSet5/"):
+        rp.reproduce("sr_set5", out=tmp_path / "o", sr_root=tmp_path / "nowhere")
+    assert not (tmp_path / "o").exists()
 
 
 @needs_shared
