@@ -174,6 +174,12 @@ class AdversarialTask(pl.LightningModule):
     def d_forward(self, x, cond, step: int):
         return self.d_outputs(x, cond, step)[0]
 
+    def g_d_outputs(self, fake, real, cond, step: int):
+        """D's outputs that G's loss is taken against: the current D's, or a trick's (trick=unrolled: D
+        unrolled k optimizer steps ahead, differentiable through those steps)."""
+        out = self.tricks.g_critic(self, fake, real, cond, step) if self.tricks.has("g_critic") else None
+        return self.d_outputs(fake, cond, step) if out is None else out
+
     def d_features(self, x, cond, step: int):
         return self.discriminator.features(*self._d_args(x, cond, step))
 
@@ -252,7 +258,7 @@ class AdversarialTask(pl.LightningModule):
             extra, extra_logs = self.extra_g_loss(fake, real, cond)
             terms = [extra]
             if self.adv_weight:
-                out_g, aux_g = self.d_outputs(fake, cond, step)
+                out_g, aux_g = self.g_d_outputs(fake, real, cond, step)
                 loss_g = self.adv_loss.g(out_g)
                 terms.append(self.tricks.g_loss(self, fake, real, cond, step))
                 if aux_g is not None:
