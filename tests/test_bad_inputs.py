@@ -499,6 +499,27 @@ CASES += [
 ]
 
 
+# ---- paper presets: PacGAN's maxout D, N(0, 0.02) init, trick=unrolled -------------------------------
+RING = ("model=gan_mlp", "data=toy2d_ring")
+CASES += [
+    case("maxout_one_piece", [*RING, "+model.discriminator.maxout=1"], ["maxout=1 is out of range; allowed [2, 64]"]),
+    case(
+        "unknown_init",
+        [*RING, "+model.generator.init=xavier"],
+        ["model.generator.init='xavier' is not known; allowed default, normal"],
+    ),
+    case(
+        "unrolled_no_steps",
+        [*RING, "trick=[unrolled]", "trick.unrolled.steps=0"],
+        ["trick.unrolled: steps=0 is out of range; allowed [1, 100]"],
+    ),
+    case(
+        "unrolled_second_order_not_bool",
+        [*RING, "trick=[unrolled]", "trick.unrolled.second_order=sometimes"],
+        ["trick.unrolled.second_order='sometimes' must be a boolean; allowed true, false"],
+    ),
+]
+
 # ---- helpers ------------------------------------------------------------------------------------------
 def _fmt(items, tmp: Path, run: Path):
     return [s.format(tmp=tmp, run=run) for s in items]
