@@ -14,6 +14,37 @@ from hydra.utils import get_class
 from gan_lab.errors import ConfigError
 
 
+def container(node) -> dict | list:
+    """A config node as plain, resolved containers ({} for None)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def build_data_and_task(cfg):
+    """The seeded data module (set up) and the task of a composed config, the task told the data's shapes
+    (and class counts for a class-conditional model); no trainer. Training adds callbacks, loggers and the
+    trainer (`gan_lab.train.build_objects`); evaluation and sampling use these two alone."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = build(container(cfg.data), "data")
+    dm.setup("fit")
+    model_extra = {"data_shape": list(dm.shape)}
+    cond_shape = getattr(dm, "condition_shape", None)
+    if cond_shape is None and getattr(dm, "scale", None):  # super-resolution: LR condition of the HR target
+        cond_shape = (dm.shape[0], dm.shape[1] // dm.scale, dm.shape[2] // dm.scale)
+    if cond_shape is not None:
+        model_extra["cond_shape"] = list(cond_shape)
+    model_extra["tricks"] = container(cfg.get("trick")) or None
+    if cfg.model.get("conditional"):  # class-conditional GAN: the data's class counts
+        from gan_lab.tasks.gan import conditional_extra
+
+        model_extra.update(conditional_extra(container(cfg.model), dm))
+    task = build(container(cfg.model), "model", **model_extra)
+    return dm, task
+
+
 def build(spec: dict, owner: str, **extra):
     spec = dict(spec)
     target = spec.pop("_target_", None)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,24 +277,18 @@ def check_request(args: dict) -> Request:
 
 def load_run(ckpt: Path, device: str = "auto") -> LoadedRun:
     """The data module and task of the run that wrote `ckpt`, rebuilt from its resolved config, with the
-    checkpoint's weights and trick state, moved to `device`. The task is attached to a bare one-process
-    Trainer (no loggers, no callbacks) whose `datamodule` is set, so task code that reads
-    `self.trainer.datamodule` works."""
+    checkpoint's weights and trick state, moved to `device`. No trainer: the task interface takes the data
+    module as an argument (`gan_lab.tasks.interface`)."""
     import torch
     from omegaconf import OmegaConf
 
-    from gan_lab.train import _quiet_lightning, build_objects
+    from gan_lab.build import build_data_and_task
+    from gan_lab.checkpoints import load
+    from gan_lab.train import _quiet_lightning
 
     _quiet_lightning()
     cfg = OmegaConf.load(config_path(ckpt))
-    cfg.logger, cfg.callbacks = None, None
-    # one process, no accelerator settings of the run (DDP on 8 GPUs, precision): nothing is fitted here
-    cfg.trainer = {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1,
-                   "enable_progress_bar": False, "enable_model_summary": False}  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        dm, task, trainer = build_objects(cfg, Path(tmp))
-    trainer.loggers = []  # build_objects' always-on CSV logger pointed into the temporary directory
-    from gan_lab.checkpoints import load
+    dm, task = build_data_and_task(cfg)
 
     state = load(ckpt)
     try:
@@ -307,15 +300,12 @@ def load_run(ckpt: Path, device: str = "auto") -> LoadedRun:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     task = task.to(device).eval()
-    trainer.datamodule = dm
-    task.trainer = trainer
     return LoadedRun(cfg, dm, task, int(state.get("global_step", 0)))
 
 
 def held_out_metrics(task, datamodule) -> dict[str, float]:
     """The task's held-out numbers as its end of training logs them (`val/<name>`); {} for tasks without."""
-    fn = getattr(task, "held_out_metrics", None)
-    return {} if fn is None else {f"val/{k}": float(v) for k, v in fn(datamodule).items()}
+    return {f"val/{k}": float(v) for k, v in task.held_out_metrics(datamodule).items()}
 
 
 def evaluate_task(
@@ -329,7 +319,7 @@ def evaluate_task(
     from gan_lab.metrics.evaluate import compute_metrics
 
     with torch.no_grad():
-        samples = task.generate_samples(n_samples)
+        samples = task.generate_samples(n_samples, datamodule=datamodule)
     metrics, protocol = compute_metrics(samples, datamodule, n_real=n_real, feature_net=feature_net, **metric_kw)
     held = held_out_metrics(task, datamodule)
     if held:

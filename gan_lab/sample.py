@@ -164,7 +164,7 @@ def generation_kwargs(task, n: int, labels_spec=None, truncation=None, batch_siz
     if labels_spec is not None:
         from gan_lab.tasks.gan import labels_for
 
-        labels = labels_for(labels_spec, int(getattr(task, "num_classes", 0) or 0), n)
+        labels = labels_for(labels_spec, task.num_classes, n)
         if len(labels) != n:
             raise ConfigError(f"labels= gives {len(labels)} classes for n={n}; allowed one class, all, or n classes")
         kw["labels"] = labels
@@ -235,7 +235,7 @@ def sample(req: Request, progress: bool = True) -> dict:
 
     set_threads(req.threads)
     task, step = load_task(req.ckpt, req.device)
-    kind = getattr(task, "data_kind", "image")
+    kind = task.data_kind  # the task interface (gan_lab.tasks.interface)
     if kind != "image":
         raise ConfigError(f"sample writes generated images; this checkpoint's task makes {kind} samples")
     kw = generation_kwargs(task, req.n, req.labels, req.truncation, req.batch_size, req.seed)

@@ -22,6 +22,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lab.build import container as _container
 from gan_lab.errors import ConfigError
 
 log = logging.getLogger("gan_lab")
@@ -45,10 +46,6 @@ def _quiet_lightning() -> None:
 
 
 DIVERGED_PENALTY = 1e6  # objective returned to sweepers for diverged/failed runs (finite, never NaN)
-
-
-def _container(node) -> dict | list:
-    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
 
 
 def _in_run_dir(path: str | None, run_dir: Path) -> str | None:
@@ -76,26 +73,10 @@ def set_threads(threads: int | None, parallel_jobs: int | None = None) -> None:
 def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
     """Data module, task, callbacks, loggers and trainer for a composed config (no training yet); `ckpt`:
     the checkpoint a resumed run starts from (its metrics.csv history up to that step is kept)."""
-    import pytorch_lightning as pl
-
-    from gan_lab.build import build
+    from gan_lab.build import build, build_data_and_task
     from gan_lab.history import history_logger
 
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build(_container(cfg.data), "data")
-    dm.setup("fit")
-    model_extra = {"data_shape": list(dm.shape)}
-    cond_shape = getattr(dm, "condition_shape", None)
-    if cond_shape is None and getattr(dm, "scale", None):  # super-resolution: LR condition of the HR target
-        cond_shape = (dm.shape[0], dm.shape[1] // dm.scale, dm.shape[2] // dm.scale)
-    if cond_shape is not None:
-        model_extra["cond_shape"] = list(cond_shape)
-    model_extra["tricks"] = _container(cfg.get("trick")) or None
-    if cfg.model.get("conditional"):  # class-conditional GAN: the data's class counts
-        from gan_lab.tasks.gan import conditional_extra
-
-        model_extra.update(conditional_extra(_container(cfg.model), dm))
-    task = build(_container(cfg.model), "model", **model_extra)
+    dm, task = build_data_and_task(cfg)
 
     callbacks = []
     for name, spec in (_container(cfg.get("callbacks")) or {}).items():
@@ -113,9 +94,12 @@ def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
             spec["save_dir"] = _in_run_dir(spec["save_dir"], run_dir)
         loggers.append(build(spec, f"logger.{name}"))
     from gan_lab.callbacks.distributed import RankRandomStreams
+    from gan_lab.callbacks.evaluation import HeldOutCallback
     from gan_lab.callbacks.stamp import CheckpointStamp
 
     callbacks += [CheckpointStamp(), RankRandomStreams()]
+    periodic = (cfg.get("callbacks") or {}).get("metrics")  # held-out metrics with the periodic evaluation
+    callbacks.append(HeldOutCallback(periodic.every_n_steps if periodic else 0))
     trainer_spec = _container(cfg.trainer)
     if isinstance(trainer_spec.get("strategy"), dict):  # conf/trainer/ddp.yaml: a strategy object with its options
         trainer_spec["strategy"] = build(trainer_spec["strategy"], "trainer.strategy")
@@ -187,7 +171,7 @@ def final_metrics(task, trainer, status: str, error: str | None, t0: float) -> d
         "wall_time_s": round(time.time() - t0, 2),
     }
     if task is not None:
-        out.update({k.split("/", 1)[-1]: v for k, v in getattr(task, "last_logged", {}).items()})
+        out.update({k.split("/", 1)[-1]: v for k, v in task.last_logged.items()})
     for cb in trainer.callbacks if trainer else []:
         if hasattr(cb, "final"):
             out.update(cb.final())

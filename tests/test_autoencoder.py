@@ -10,7 +10,8 @@ import torch
 from conftest import SHARED_DATA, compose_cfg, needs_shared, train_run
 
 from gan_lab.errors import ConfigError
-from gan_lab.tasks.autoencoder import AutoencoderTask, kl_to_standard_normal, psnr
+from gan_lab.metrics.image_quality import psnr
+from gan_lab.tasks.autoencoder import AutoencoderTask, kl_to_standard_normal
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +70,7 @@ def test_kl_weight_warmup_and_recon_terms():
 
 def test_psnr():
     x = torch.zeros(2, 1, 4, 4)
-    assert psnr(x + 0.1, x) == pytest.approx([20.0, 20.0], abs=1e-4)
+    assert psnr(x + 0.1, x, (0.0, 1.0), "none").tolist() == pytest.approx([20.0, 20.0], abs=1e-4)
 
 
 def _config_error(*overrides: str) -> str:

@@ -1,8 +1,11 @@
-"""Periodic evaluation: every N steps (and at the end) generate samples and log `metrics/<name>`.
+"""Periodic evaluation: every N steps (and at the end) generate samples and log `metrics/<name>`; and the
+task's held-out metrics (`val/<name>`).
 
-The task provides `generate_samples(n) -> N x ... tensor` (data space, CPU, eval mode, no grad). The
-values go straight to `trainer.loggers` (at `trainer.global_step`, which counts batches here) and are
-kept for the run's metrics.json: `callback.final()` is the last metrics plus their "protocol".
+Both talk to the task through the task interface (`gan_lab.tasks.interface`): `sample_labels`,
+`generate_samples` (data space, CPU, eval mode, no grad), `label_protocol`, `held_out_metrics`, with the
+trainer's data module passed in. The values go straight to `trainer.loggers` (at `trainer.global_step`,
+which counts batches here) and are kept for the run's metrics.json: `callback.final()` is the last
+metrics plus their "protocol"; the held-out values go to the task's `last_logged`.
 """
 
 from __future__ import annotations
@@ -48,13 +51,15 @@ class EvaluationCallback(pl.Callback):
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
         step = trainer.global_step
+        kw = dict(self.metric_kw)
+        dm = trainer.datamodule
+        labels = pl_module.sample_labels(self.n_samples)  # class-conditional: the data's class frequencies
+        if labels is not None:
+            kw["labels"] = labels
         with torch.no_grad():
-            samples = pl_module.generate_samples(self.n_samples)
-        metrics, protocol = compute_metrics(
-            samples, trainer.datamodule, n_real=self.n_real, feature_net=self.feature_net, **self.metric_kw
-        )
-        if hasattr(pl_module, "log_held_out"):  # paired tasks: PSNR/SSIM/L1 on the held-out split (`val/...`)
-            pl_module.log_held_out()
+            samples = pl_module.generate_samples(self.n_samples, labels=labels, datamodule=dm)
+        metrics, protocol = compute_metrics(samples, dm, n_real=self.n_real, feature_net=self.feature_net, **kw)
+        protocol = {**protocol, **pl_module.label_protocol()}
         self.last_metrics, self.protocol, self._last_step = metrics, {**protocol, "step": step}, step
         self.history.append((step, metrics))
         if metrics:
@@ -80,3 +85,33 @@ class EvaluationCallback(pl.Callback):
     def final(self) -> dict:
         """The last metrics and, under "protocol", how they were computed (for metrics.json)."""
         return {**self.last_metrics, "protocol": dict(self.protocol)}
+
+
+class HeldOutCallback(pl.Callback):
+    """The task's `held_out_metrics(datamodule)` (reconstruction, paired PSNR/SSIM; {} for most GANs) as
+    `val/<name>`: every `every_n_steps` (the periodic evaluation's period; 0: only at the end) and at the end
+    of training, once per step, on rank 0. Always on (added by `gan_lab.train.build_objects`)."""
+
+    def __init__(self, every_n_steps: int = 0):
+        self.every_n_steps = int(check_range("metrics", "every_n_steps", every_n_steps, 0))
+        self._last_step = -1
+
+    def log_held_out(self, trainer: pl.Trainer, pl_module) -> dict[str, float]:
+        step = trainer.global_step
+        if step == self._last_step or not trainer.is_global_zero:
+            return {}
+        self._last_step = step
+        metrics = {f"val/{k}": float(v) for k, v in pl_module.held_out_metrics(trainer.datamodule).items()}
+        if metrics:
+            pl_module.last_logged.update(metrics)
+            for lg in trainer.loggers:
+                lg.log_metrics(metrics, step=step)
+        return metrics
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
+            self.log_held_out(trainer, pl_module)  # not `log`: Lightning sets callback.log
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.log_held_out(trainer, pl_module)  # not `log`: Lightning sets callback.log

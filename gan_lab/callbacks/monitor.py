@@ -174,19 +174,25 @@ class MonitorCallback(pl.Callback):
         self._rank_zero = trainer.is_global_zero  # DDP: every rank sees the same numbers; one warns
 
     def state_dict(self) -> dict:  # saved in checkpoints: a resumed run keeps its alarms, peaks and streaks
-        return self.alarms.state()
+        # and the open window's norm sums, so that its mean (and the peaks) match an uninterrupted run
+        window = {"sums": {k: float(v) for k, v in self._sums.items()}, "counts": dict(self._counts)}
+        return {**self.alarms.state(), "window": window}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.alarms.load(state_dict)
+        state = dict(state_dict)
+        window = state.pop("window", None) or {}
+        self.alarms.load(state)
+        self._sums = {k: torch.tensor(v, dtype=torch.float32) for k, v in window.get("sums", {}).items()}
+        self._counts = {k: int(v) for k, v in window.get("counts", {}).items()}
 
     # ---- gradient norms: on device, every optimizer step ----------------------------------------
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        """Fires for manual optimization too, through `opt.step()` and `trainer.strategy.optimizer_step`
-        (Precision._after_closure), with the raw torch optimizer: trainer.optimizers[0] is G, [1] is D."""
+        """Fires for manual optimization too, through `opt.step()` and `trainer.strategy.optimizer_step`,
+        with the raw torch optimizer, named by the task's `optimizer_names` ("g", "d") at its position."""
         opts = trainer.optimizers
         if not self.grad_norms or not opts:
             return
-        key = "g" if optimizer is opts[0] else "d" if len(opts) > 1 and optimizer is opts[1] else None
+        key = next((name for name, opt in zip(pl_module.optimizer_names, opts) if opt is optimizer), None)
         norm = grad_norm(optimizer) if key else None
         if norm is None:
             return
@@ -216,7 +222,7 @@ class MonitorCallback(pl.Callback):
         """Close a window: mean norms, D's accuracies from the task's last flush, alarms; what to log."""
         self._last_step = step
         norms = self._flush_norms()
-        logged = getattr(pl_module, "last_logged", {})
+        logged = pl_module.last_logged
         fired = self.alarms.window(step, norms, logged.get("train/d_acc_real"), logged.get("train/d_acc_fake"))
         self._warn(fired)
         return {**{f"train/grad_norm_{k}": v for k, v in norms.items()}, **{f"alarms/{a['name']}": 1.0 for a in fired}}

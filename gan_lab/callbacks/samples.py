@@ -122,13 +122,11 @@ class SampleCallback(pl.Callback):
     def _render(self, trainer, pl_module, tag: str):
         if not trainer.is_global_zero:
             return
-        panels = pl_module.sample_panels()
-        if getattr(pl_module, "data_shape", None) == (2,):
-            if getattr(pl_module, "num_classes", 0):  # class-conditional: points coloured by their class
-                labels = pl_module.sample_labels(self.n_points)
-                panels = {"samples": (pl_module.generate_samples(self.n_points, labels=labels), labels)}
-            else:
-                panels = {"samples": pl_module.generate_samples(self.n_points)}
+        panels = pl_module.sample_panels(trainer.datamodule)
+        if pl_module.data_kind == "points":  # a scatter of n_points samples (class-conditional: coloured)
+            labels = pl_module.sample_labels(self.n_points)
+            points = pl_module.generate_samples(self.n_points, labels=labels)
+            panels = {"samples": points if labels is None else (points, labels)}
         step = trainer.global_step
         job = (draw_and_save, panels, trainer.datamodule, step, Path(trainer.default_root_dir) / self.out_dir, tag)
         if not self.background:

@@ -36,6 +36,7 @@ from gan_lab.errors import check_range
 from gan_lab.gpu_options import apply_gpu_options, gpu_options_check, to_channels_last
 from gan_lab.losses import get_loss
 from gan_lab.rng import own_rng, rng_state, set_rng_state
+from gan_lab.tasks.interface import TaskDefaults
 from gan_lab.tasks.loss_window import GANDiverged, LossWindow
 from gan_lab.tricks.base import build_tricks
 
@@ -46,7 +47,9 @@ def _noop():
     return None
 
 
-class AdversarialTask(pl.LightningModule):
+class AdversarialTask(TaskDefaults, pl.LightningModule):
+    """The loop; subclasses implement the task interface (`gan_lab.tasks.interface`)."""
+
     def __init__(
         self,
         generator: dict,
@@ -100,6 +103,10 @@ class AdversarialTask(pl.LightningModule):
             super().__setattr__(name, value)
 
     # ---- what a task supplies --------------------------------------------------------------------
+    @property
+    def data_kind(self) -> str:
+        return "points" if self.data_shape is not None and len(self.data_shape) == 1 else "image"
+
     def generator_extra(self) -> dict:
         return {"shape": self.data_shape}
 
@@ -125,7 +132,12 @@ class AdversarialTask(pl.LightningModule):
         """The loss term of D's auxiliary output (AC-GAN's class cross-entropy), for D and for G."""
         raise NotImplementedError
 
+    def composite(self, out, cond):
+        """The fake sample D judges, from the generator's output (inpainting pastes it into the hole)."""
+        return out
+
     def extra_g_loss(self, fake, real, cond):
+        """(loss or None, logs) added to G's loss; `fake` is the generator's output before `composite`."""
         return None, {}
 
     def fakes_for_d(self, fake, step: int):
@@ -238,7 +250,7 @@ class AdversarialTask(pl.LightningModule):
         loss_d = penalty = None
         for _ in range(self.tricks.d_steps(step, 1) if self.adv_weight else 0):
             with torch.no_grad():
-                fake = self.fakes_for_d(self.generate(cond, n), step)
+                fake = self.fakes_for_d(self.composite(self.generate(cond, n), cond), step)
             out_real, aux_real = self.d_outputs(real, cond, step)
             out_fake, aux_fake = self.d_outputs(fake, cond, step)
             real_t, fake_t = self.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_fake), step)
@@ -254,8 +266,9 @@ class AdversarialTask(pl.LightningModule):
         k = self.tricks.g_steps(step, 1)
         for i in range(k):
             d_params = self._freeze_d()
-            fake = self.generate(cond, n)
-            extra, extra_logs = self.extra_g_loss(fake, real, cond)
+            out = self.generate(cond, n)
+            fake = self.composite(out, cond)
+            extra, extra_logs = self.extra_g_loss(out, real, cond)
             terms = [extra]
             if self.adv_weight:
                 out_g, aux_g = self.g_d_outputs(fake, real, cond, step)
@@ -352,9 +365,14 @@ class AdversarialTask(pl.LightningModule):
         finally:
             g.train(was_training)
 
-    def generate_samples(self, n: int, batch_size: int = 500, cond=None, seed: int = 12345) -> torch.Tensor:
+    def generate_samples(
+        self, n: int, batch_size: int = 500, labels=None, seed: int = 12345, datamodule=None, cond=None
+    ) -> torch.Tensor:
         """n samples in data space on CPU, from the sampling generator in eval mode. Drawn from their own
-        random stream, so evaluating never changes the training trajectory."""
+        random stream, so evaluating never changes the training trajectory. `cond`: the generator's condition
+        (per sample, sliced with the batches); an unconditional task takes no `labels`."""
+        if cond is None:
+            self.refuse_labels(labels)
         with self.eval_generator() as g, own_rng(seed, self.device):
             out = []
             for i in range(0, n, batch_size):

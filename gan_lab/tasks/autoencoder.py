@@ -28,7 +28,10 @@ from gan_lab._lightning_compat import attached_trainer
 from gan_lab.build import adam
 from gan_lab.errors import ConfigError, check_range
 from gan_lab.gpu_options import apply_gpu_options, gpu_options_check, to_channels_last
+from gan_lab.metrics.image_quality import psnr
 from gan_lab.nets.autoencoder import build_autoencoder
+from gan_lab.rng import own_rng
+from gan_lab.tasks.interface import TaskDefaults
 from gan_lab.tasks.loss_window import LossWindow
 
 RECON_LOSSES = ("mse", "bce")
@@ -39,13 +42,10 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
 
 
-def psnr(x01: torch.Tensor, y01: torch.Tensor) -> torch.Tensor:
-    """Per-image PSNR in dB of images in [0, 1] (peak 1)."""
-    mse = (x01 - y01).pow(2).flatten(1).mean(1)
-    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+class AutoencoderTask(TaskDefaults, pl.LightningModule):
+    data_kind = "image"
+    optimizer_names = ("g",)  # one optimizer for encoder and decoder, logged as G's (grad_norm_g)
 
-
-class AutoencoderTask(pl.LightningModule):
     def __init__(
         self,
         arch: str = "conv",
@@ -170,11 +170,9 @@ class AutoencoderTask(pl.LightningModule):
             self.log_dict(out, on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
     def on_train_end(self):
-        """The last partial logging window and the held-out numbers go to last_logged and the loggers."""
+        """The last partial logging window goes to last_logged and the loggers (the held-out numbers: the
+        held-out callback)."""
         out = self.window.flush(self.global_step)
-        dm = self.trainer.datamodule
-        if dm is not None and hasattr(dm, "split_tensors"):
-            out.update({f"val/{k}": v for k, v in self.held_out_metrics(dm).items()})
         self.last_logged.update(out)
         if out and self.trainer.is_global_zero:
             for lg in self.trainer.loggers:
@@ -204,7 +202,7 @@ class AutoencoderTask(pl.LightningModule):
                 rec = self.reconstruct(real)
                 r01, x01 = (rec.float() + 1) / 2, (real.float() + 1) / 2
                 sq += (r01 - x01).pow(2).sum().item()
-                ps += psnr(r01, x01).sum().item()
+                ps += psnr(rec, real, reduction="none").sum().item()
         return {"recon_mse": sq / x.numel(), "recon_psnr": ps / len(x)}
 
     def generate(self, cond, n: int, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -213,30 +211,30 @@ class AutoencoderTask(pl.LightningModule):
             z = torch.randn(n, self.latent_dim, device=self.device)
         return self.decode(z)
 
-    def generate_samples(self, n: int, batch_size: int = 500, cond=None) -> torch.Tensor:
-        """n decoded z ~ N(0, I) on CPU, eval mode, no grad (for the AE too: that is the lesson)."""
-        with self._eval_mode():
+    def generate_samples(self, n: int, batch_size: int = 500, labels=None, seed: int = 12345, datamodule=None):
+        """n decoded z ~ N(0, I) on CPU, eval mode, no grad (for the AE too: that is the lesson), from their
+        own random stream."""
+        self.refuse_labels(labels)
+        with self._eval_mode(), own_rng(seed, self.device):
             return torch.cat(
                 [self.generate(None, min(batch_size, n - i)).float().cpu() for i in range(0, n, batch_size)]
             )
 
-    def _val_images(self, n: int) -> torch.Tensor | None:
-        trainer = attached_trainer(self)
-        dm = trainer.datamodule if trainer is not None else None
-        if dm is None or not hasattr(dm, "split_tensors"):
+    def _val_images(self, datamodule, n: int) -> torch.Tensor | None:
+        if datamodule is None:
             return None
-        x = dm.split_tensors("val")[0]
+        x = datamodule.split_tensors("val")[0]
         if len(x) < 2:
-            x = dm.split_tensors("train")[0]
+            x = datamodule.split_tensors("train")[0]
         return x[:n].to(self.device)
 
-    def sample_panels(self) -> dict[str, torch.Tensor]:
+    def sample_panels(self, datamodule=None) -> dict[str, torch.Tensor]:
         """reconstructions (input, reconstruction pairs), interpolation (rows: z from one val image to another)
         and samples (decoded fixed z ~ N(0, I)); each N x C x H x W in [-1, 1] on CPU."""
         rows, half = math.isqrt(len(self.fixed_z)), len(self.fixed_z) // 2
         with self._eval_mode():
             panels = {"samples": self.decode(self.fixed_z).float().cpu()}
-            real = self._val_images(max(half, 2 * rows))
+            real = self._val_images(datamodule, max(half, 2 * rows))
             if real is None or len(real) < 2:
                 return panels
             pairs = torch.stack([real[:half], self.reconstruct(real[:half])], 1)  # input, reconstruction, ...

@@ -2,9 +2,10 @@
 SRGAN, Ledig 2017) and inpainting (Context Encoder, Pathak 2016).
 
 Each says only what is real, what is the condition and what the extra generator loss is; every trick
-composes with them through the loop's hooks. Paired metrics on the held-out split are logged with the
-periodic evaluation and at the end of training (`val/...` -> metrics.json); the pictures are
-input | output | target rows.
+composes with them through the loop's hooks. They are "paired" tasks of the task interface: the held-out
+callback logs their paired metrics on the held-out split (`held_out_metrics`) with the periodic evaluation
+and at the end of training (`val/...` -> metrics.json); the pictures are input | output | target rows.
+The data module is always passed in (`datamodule=`), never read from the trainer.
 """
 
 from __future__ import annotations
@@ -25,33 +26,15 @@ def _to_rgb_like(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class HeldOutMetrics:
-    """Paired metrics on the held-out split (`held_out_metrics(datamodule=None) -> {name: value}`, as the
-    autoencoder's), logged as `val/<name>` by the evaluation callback every `metrics.every_n_steps` and at
-    the end of training (once per step)."""
-
-    _held_out_step = -1
-
-    def held_out_metrics(self, datamodule=None) -> dict:
-        raise NotImplementedError
-
-    def log_held_out(self) -> dict[str, float]:
-        if self._held_out_step == self.global_step:
-            return {}
-        metrics = {f"val/{k}": float(v) for k, v in self.held_out_metrics().items()}
-        self._held_out_step = self.global_step
-        self.last_logged.update(metrics)
-        for lg in self.loggers:
-            lg.log_metrics(metrics, step=self.global_step)
-        return metrics
-
-    def on_train_end(self):
-        super().on_train_end()
-        if self.trainer.is_global_zero:  # without the evaluation callback, or when it is off at the end
-            self.log_held_out()
+def _held_out(datamodule, n: int | None = None) -> tuple:
+    """The held-out split's tensors (the first n of each)."""
+    if datamodule is None:
+        raise ValueError("a paired task needs the data module (datamodule=) for its held-out inputs")
+    tensors = datamodule.split_tensors("val")
+    return tensors if n is None else tuple(t[:n] for t in tensors)
 
 
-class ConditionalTask(HeldOutMetrics, AdversarialTask):
+class ConditionalTask(AdversarialTask):
     """Batches are (condition, target). `d_sees_condition`: D judges cat(condition, image) (pix2pix) or
     the image alone (SRGAN). `extra_g_loss` is `content_weight` x the content loss to the target:
     `l1` or `mse` on pixels, `vgg` (MSE of VGG19 `vgg_layer` features x `vgg_scale`, SRGAN's loss; needs
@@ -59,6 +42,7 @@ class ConditionalTask(HeldOutMetrics, AdversarialTask):
     output and target, a feature loss from a network trained in the run itself)."""
 
     CONTENT_LOSSES = ("l1", "mse", "vgg", "d_features")
+    data_kind = "paired"
 
     def __init__(
         self,
@@ -132,9 +116,8 @@ class ConditionalTask(HeldOutMetrics, AdversarialTask):
         return self.content_weight * content, {f"content_{self.content_loss}": content}
 
     # pictures and held-out metrics ----------------------------------------------------------------
-    def _val(self, n: int | None = None, datamodule=None):
-        cond, target = (datamodule or self.trainer.datamodule).split_tensors("val")[:2]
-        return (cond, target) if n is None else (cond[:n], target[:n])
+    def _val(self, datamodule, n: int | None = None):
+        return _held_out(datamodule, n)[:2]
 
     def _predict(self, cond: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         with self.eval_generator() as g:
@@ -144,15 +127,16 @@ class ConditionalTask(HeldOutMetrics, AdversarialTask):
             ]
         return torch.cat(out)
 
-    def sample_panels(self) -> dict:
-        cond, target = self._val(self.n_panel)
+    def sample_panels(self, datamodule=None) -> dict:
+        cond, target = self._val(datamodule, self.n_panel)
         out = self._predict(cond)
         rows = torch.stack([_to_rgb_like(cond, target), out.clamp(-1, 1), target], 1).flatten(0, 1)
         return {"panels": (rows, 3)}  # input | output | target, one example per row
 
-    def generate_samples(self, n: int, batch_size: int = 500, cond=None, seed: int = 12345) -> torch.Tensor:
+    def generate_samples(self, n: int, batch_size: int = 500, labels=None, seed: int = 12345, datamodule=None):
         """Outputs for the first n held-out conditions (the evaluation callback's FID, where a net fits)."""
-        c, _ = self._val(n)
+        self.refuse_labels(labels)
+        c, _ = self._val(datamodule, n)
         return self._predict(c)
 
     def paired_metrics(self, out: torch.Tensor, target: torch.Tensor, cond: torch.Tensor) -> dict[str, float]:
@@ -165,9 +149,9 @@ class ConditionalTask(HeldOutMetrics, AdversarialTask):
             "ssim": iq.ssim(out, target),
         }
 
-    def held_out_metrics(self, datamodule=None) -> dict:
-        cond, target = self._val(datamodule=datamodule)
-        return self.paired_metrics(self._predict(cond).clamp(-1, 1), target, cond)
+    def held_out_metrics(self, datamodule) -> dict:
+        cond, target = self._val(datamodule)
+        return {k: float(v) for k, v in self.paired_metrics(self._predict(cond).clamp(-1, 1), target, cond).items()}
 
 
 class Pix2PixTask(ConditionalTask):
@@ -210,12 +194,13 @@ class SuperResolutionTask(ConditionalTask):
         }
 
 
-class InpaintingTask(HeldOutMetrics, AdversarialTask):
+class InpaintingTask(AdversarialTask):
     """Context Encoder: G fills the hole of (image, mask) batches; the output is composited so only the
     hole changes; loss = rec_weight x masked L2 (overlap ring weighted x `overlap_weight`) + adv_weight x
     adversarial (0.999 / 0.001); D judges the whole composite or only the hole's bounding box."""
 
     MASKS = ("center", "random_rect", "free_form")
+    data_kind = "paired"
 
     def __init__(
         self,
@@ -266,10 +251,13 @@ class InpaintingTask(HeldOutMetrics, AdversarialTask):
         return image, (image * (1 - mask), mask)
 
     def generate(self, cond, n: int, generator=None):
+        """G's raw output (the reconstruction loss also reads it in the overlap ring around the hole)."""
         masked, mask = cond
-        out = (generator or self.generator)(masked, mask)
-        self._raw = out  # the uncomposited output, for the reconstruction loss's overlap ring
-        return mask * out + (1 - mask) * masked  # the composite: only the hole is generated
+        return (generator or self.generator)(masked, mask)
+
+    def composite(self, out, cond):
+        masked, mask = cond
+        return mask * out + (1 - mask) * masked  # only the hole is generated
 
     def d_inputs(self, x, cond):
         if self.d_on == "image":
@@ -286,42 +274,42 @@ class InpaintingTask(HeldOutMetrics, AdversarialTask):
         ring = F.max_pool2d(mask, 2 * self.overlap + 1, stride=1, padding=self.overlap) - mask
         return mask + self.overlap_weight * ring
 
-    def extra_g_loss(self, fake, real, cond):
+    def extra_g_loss(self, raw, real, cond):
         masked, mask = cond
-        raw = self._raw  # generate() was just called for `fake`
         w = self._rec_weights(mask)
         rec = (w * (raw - real) ** 2).sum() / (w.sum() * real.shape[1]).clamp_min(1)
         return self.rec_weight * rec, {"rec_l2": rec}
 
-    def _val(self, n=None, datamodule=None):
-        tensors = (datamodule or self.trainer.datamodule).split_tensors("val")
-        image = tensors[0] if n is None else tensors[0][:n]
-        return image, self.masks_for(image, tuple(t[: len(image)] for t in tensors), seed=0)
+    def _val(self, datamodule, n=None):
+        tensors = _held_out(datamodule, n)
+        return tensors[0], self.masks_for(tensors[0], tensors, seed=0)
 
     def _fill(self, image, mask, batch_size: int = 64):
         with self.eval_generator() as g:
             out = []
             for i in range(0, len(image), batch_size):
                 im, m = image[i : i + batch_size].to(self.device), mask[i : i + batch_size].to(self.device)
-                out.append(self.generate((im * (1 - m), m), 0, generator=g).float().cpu())
+                cond = (im * (1 - m), m)
+                out.append(self.composite(self.generate(cond, 0, generator=g), cond).float().cpu())
         return torch.cat(out)
 
-    def sample_panels(self) -> dict:
-        image, mask = self._val(self.n_panel)
+    def sample_panels(self, datamodule=None) -> dict:
+        image, mask = self._val(datamodule, self.n_panel)
         filled = self._fill(image, mask)
         rows = torch.stack([image * (1 - mask) + mask * -1, filled.clamp(-1, 1), image], 1).flatten(0, 1)
         return {"panels": (rows, 3)}
 
-    def generate_samples(self, n: int, batch_size: int = 500, cond=None, seed: int = 12345) -> torch.Tensor:
-        image, mask = self._val(n)
+    def generate_samples(self, n: int, batch_size: int = 500, labels=None, seed: int = 12345, datamodule=None):
+        self.refuse_labels(labels)
+        image, mask = self._val(datamodule, n)
         return self._fill(image, mask)
 
-    def held_out_metrics(self, datamodule=None) -> dict:
+    def held_out_metrics(self, datamodule) -> dict:
         from gan_lab.metrics import image_quality as iq
 
-        image, mask = self._val(datamodule=datamodule)
+        image, mask = self._val(datamodule)
         out = self._fill(image, mask)
-        return {
+        metrics = {
             "hole_l1": iq.masked_l1(out, image, mask),
             "hole_l2": iq.masked_l2(out, image, mask),
             "hole_psnr": iq.masked_psnr(out, image, mask),
@@ -329,3 +317,4 @@ class InpaintingTask(HeldOutMetrics, AdversarialTask):
             "l2": iq.l2(out, image),
             "psnr": iq.psnr(out, image),
         }
+        return {k: float(v) for k, v in metrics.items()}
