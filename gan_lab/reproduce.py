@@ -41,7 +41,6 @@ from gan_lab.errors import ConfigError, check_range
 from gan_lab.stats import STATISTICS, combined_se_distance, summary, to_se, welch_from_stats, welch_one_sided
 
 ENTRY_DIR = CONF_DIR / "reproduce"
-ROOT = Path(__file__).resolve().parents[1]
 SR_SETS = {"set5": "CSet5", "set14": "CSet14"}
 WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many combined standard errors
 ALPHA = 0.05  # significance level of the claim tests
@@ -487,7 +486,6 @@ def write_docs(path: Path, summaries: list[dict]) -> None:
     head, rest = text.split(begin, 1)
     tail = rest.split(end, 1)[1]
     body = "\n".join(render_entry(s) for s in summaries)
-    body = body.replace("](reproduction", "](reproduction")  # tables carry no links; kept as plain Markdown
     path.write_text(f"{head}{begin}\n\n{body}\n{end}{tail}")
 
 
