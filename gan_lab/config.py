@@ -41,6 +41,8 @@ OPTIMIZER_KEYS = ("name", "lr", "betas", "eps", "weight_decay", "amsgrad", "fuse
 WANDB_MODES = ("online", "offline", "disabled")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 SEED_MAX = 2**32 - 1  # numpy's limit, which pl.seed_everything enforces by falling back to a random seed
+NET_INT_KEYS = ("z_dim", "ngf", "ndf", "n_layers", "n_blocks")  # integer sizes of the nets, where present
+CHECKPOINT_INT_KEYS = ("every_n_train_steps", "every_n_epochs", "save_top_k")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -48,6 +50,8 @@ def validate(cfg: DictConfig) -> None:
     _model(cfg.get("model") or {})
     _data(cfg.get("data"))
     _trainer(cfg.get("trainer"))
+    _callbacks(cfg.get("callbacks"))
+    _tricks(cfg.get("trick"))
     _metrics(cfg.get("metrics"))
     _loggers(cfg.get("logger"))
     ckpt = cfg.get("ckpt_path")
@@ -161,6 +165,11 @@ def _model(model) -> None:
     clip = model.get("grad_clip")
     if clip is not None:
         check_number("model", "grad_clip", clip, 0.0)
+    for net in ("generator", "discriminator"):
+        spec = model.get(net)
+        for key in NET_INT_KEYS if isinstance(spec, (dict, DictConfig)) else ():
+            if spec.get(key) is not None:
+                check_int(f"model.{net}", key, spec.get(key), 0 if key.startswith("n_") else 1)
 
 
 def _data(data) -> None:
@@ -192,12 +201,72 @@ def _trainer(trainer) -> None:
     accelerator = trainer.get("accelerator")
     if isinstance(accelerator, str) and accelerator not in ACCELERATORS:
         raise ConfigError(f"{owner}: accelerator={accelerator!r} is not known; allowed {', '.join(ACCELERATORS)}")
+    _accelerator_available(accelerator)
+    processes = [v for v in (devices, trainer.get("num_nodes")) if _is_int(v)]
+    strategy = trainer.get("strategy")
+    if any(v > 1 for v in processes) and strategy in (None, "auto"):
+        raise ConfigError(
+            f"{owner}: devices={devices!r} num_nodes={trainer.get('num_nodes', 1)!r} start several processes, which "
+            "needs trainer=ddp (gan_lab's data-parallel setup); allowed trainer.devices=1, or trainer=ddp "
+            f"trainer.devices={devices!r}"
+        )
     precision = trainer.get("precision")
     from gan_lab._lightning_compat import precision_names
 
     allowed = precision_names()
     if precision is not None and allowed and str(precision) not in allowed:
         raise ConfigError(f"{owner}: precision={precision!r} is not known; allowed {', '.join(allowed)}")
+
+
+def _accelerator_available(accelerator) -> None:
+    """accelerator=gpu/cuda/mps on a machine without one: one line instead of Lightning's traceback."""
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        have = "mps" if torch.backends.mps.is_available() else "cpu"
+        raise ConfigError(
+            f"trainer: accelerator={accelerator!r} but torch sees no CUDA GPU here (torch {torch.__version__}); "
+            f"allowed auto, {have}"
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer: accelerator='mps' but MPS is not available here; allowed auto, cpu")
+
+
+@cache
+def _trick_defaults(name: str) -> dict:
+    from omegaconf import OmegaConf
+
+    path = CONF_DIR / "trick" / f"{name}.yaml"
+    try:
+        node = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+    except Exception:  # an unreadable file is Hydra's error to report
+        return {}
+    node = node.get(name, node) if isinstance(node, dict) else {}  # the file nests its parameters under its name
+    return node if isinstance(node, dict) else {}
+
+
+def _tricks(tricks) -> None:
+    """Integer trick parameters (their shipped default is an integer: k, n_critic, m, anneal_steps ...) refuse
+    non-integers, as data.batch_size does, instead of truncating 2.5 to 2."""
+    if not isinstance(tricks, (dict, DictConfig)):
+        return
+    for name, spec in tricks.items():
+        if not isinstance(spec, (dict, DictConfig)):
+            continue
+        for key, default in _trick_defaults(str(name)).items():
+            value = spec.get(key)
+            if _is_int(default) and value is not None and not _is_int(value):
+                raise ConfigError(
+                    f"trick.{name}: {key}={value!r} must be an integer; allowed integers (default {default})"
+                )
+
+
+def _callbacks(callbacks) -> None:
+    ckpt = callbacks.get("checkpoint") if isinstance(callbacks, (dict, DictConfig)) else None
+    for key in CHECKPOINT_INT_KEYS if isinstance(ckpt, (dict, DictConfig)) else ():
+        if ckpt.get(key) is not None:
+            low = -1 if key == "save_top_k" else 0
+            check_int("callbacks.checkpoint", key, ckpt.get(key), low, extra="-1 (all) or " if low < 0 else "")
 
 
 def _metrics(metrics) -> None:
@@ -280,7 +349,7 @@ def check_checkpoint(path, key: str = "ckpt_path") -> None:
     a Lightning `state_dict` (call it for ckpt_path=last too: gan_lab.train.resolve_ckpt)."""
     import zipfile
 
-    import torch
+    from gan_lab.checkpoints import load, refusal_reason
 
     shown = str(path)
 
@@ -291,12 +360,11 @@ def check_checkpoint(path, key: str = "ckpt_path") -> None:
     try:
         if not zipfile.is_zipfile(p):
             raise bad("not a torch.save archive (truncated or corrupt file?); allowed a .ckpt written by gan_lab")
-        ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = load(p, mmap=True)
     except ConfigError:
         raise
     except Exception as e:
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-        raise bad(f"{type(e).__name__}: {first}") from None
+        raise bad(refusal_reason(e)) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise bad("no state_dict in it; allowed a .ckpt written by gan_lab (<run dir>/checkpoints/*.ckpt)")
     import gan_lab

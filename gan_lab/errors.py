@@ -18,3 +18,8 @@ def check_range(owner: str, name: str, value, low=None, high=None, low_open=Fals
         hi = "inf)" if high is None else f"{high}" + (")" if high_open else "]")
         raise ConfigError(f"{owner}: {name}={value!r} is out of range; allowed {lo}, {hi}")
     return value
+
+
+class StorageError(ConfigError):
+    """A run's files cannot be written (disk full, read-only directory): one line naming the path and what is
+    needed. A ConfigError so that every entry point prints it as one line; `gan-lab train` exits 1 for it."""

@@ -267,6 +267,14 @@ def check_request(args: dict) -> Request:
         out = run_dir / "eval" / f"{ckpt.stem}_n{n_samples}.json"
         if not overwrite:
             out = _free_path(out)
+    import os
+
+    for path, key in ((out, "out"), (save_stats, "save_stats")):  # before the evaluation, not after it
+        parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None) if path else None
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"{key}={str(path)!r} cannot be written ({parent} is not writable); allowed {key}=<a writable path>"
+            )
     if ckpt is not None:
         check_checkpoint(ckpt, key="ckpt")
     return Request(

@@ -73,10 +73,13 @@ def set_threads(threads: int | None, parallel_jobs: int | None = None) -> None:
 def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
     """Data module, task, callbacks, loggers and trainer for a composed config (no training yet); `ckpt`:
     the checkpoint a resumed run starts from (its metrics.csv history up to that step is kept)."""
+
     from gan_lab.build import build, build_data_and_task
     from gan_lab.history import history_logger
 
     dm, task = build_data_and_task(cfg)
+    if ckpt:
+        check_ckpt_matches(task, ckpt)
 
     callbacks = []
     for name, spec in (_container(cfg.get("callbacks")) or {}).items():
@@ -93,19 +96,53 @@ def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
         if "save_dir" in spec:
             spec["save_dir"] = _in_run_dir(spec["save_dir"], run_dir)
         loggers.append(build(spec, f"logger.{name}"))
+    from gan_lab.callbacks.checkpoint_io import AtomicCheckpointIO
     from gan_lab.callbacks.distributed import RankRandomStreams
     from gan_lab.callbacks.evaluation import HeldOutCallback
+    from gan_lab.callbacks.signals import PreemptionCheckpoint
     from gan_lab.callbacks.stamp import CheckpointStamp
 
-    callbacks += [CheckpointStamp(), RankRandomStreams()]
+    callbacks += [CheckpointStamp(), RankRandomStreams(), PreemptionCheckpoint(_checkpoint_dir(callbacks, run_dir))]
     periodic = (cfg.get("callbacks") or {}).get("metrics")  # held-out metrics with the periodic evaluation
     callbacks.append(HeldOutCallback(periodic.every_n_steps if periodic else 0))
     trainer_spec = _container(cfg.trainer)
+    trainer_spec.setdefault("plugins", [AtomicCheckpointIO()])
     if isinstance(trainer_spec.get("strategy"), dict):  # conf/trainer/ddp.yaml: a strategy object with its options
         trainer_spec["strategy"] = build(trainer_spec["strategy"], "trainer.strategy")
     trainer = build(trainer_spec, "trainer", default_root_dir=str(run_dir), callbacks=callbacks, logger=loggers)
     _sync_batchnorm_needs_gpu(trainer, task)
     return dm, task, trainer
+
+
+def _checkpoint_dir(callbacks: list, run_dir: Path) -> Path:
+    """Where last.ckpt lives: the ModelCheckpoint's directory, else <run dir>/checkpoints."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    dirs = [cb.dirpath for cb in callbacks if isinstance(cb, ModelCheckpoint) and cb.dirpath]
+    return Path(dirs[0]) if dirs else run_dir / "checkpoints"
+
+
+def check_ckpt_matches(task, ckpt: str) -> None:
+    """The checkpoint's weights fit the composed model (same names and shapes), checked before anything is
+    written: a resume with other model overrides is refused in one line instead of failing inside fit."""
+    from gan_lab.checkpoints import load
+
+    saved = load(ckpt, mmap=True).get("state_dict", {})
+    own = task.state_dict()
+    missing = sorted(set(own) - set(saved))
+    unexpected = sorted(set(saved) - set(own))
+    shapes = [k for k in own if k in saved and tuple(own[k].shape) != tuple(saved[k].shape)]
+    if not (missing or unexpected or shapes):
+        return
+    if shapes:
+        k = shapes[0]
+        why = f"{k} has shape {list(saved[k].shape)} there and {list(own[k].shape)} here"
+    else:
+        why = f"missing key {missing[0]!r}" if missing else f"unexpected key {unexpected[0]!r}"
+    raise ConfigError(
+        f"ckpt_path={ckpt!r} does not match the composed model ({len(missing) + len(unexpected) + len(shapes)} "
+        f"difference(s), e.g. {why}); resume with the overrides of the run that wrote it"
+    )
 
 
 def _sync_batchnorm_needs_gpu(trainer, task) -> None:
@@ -156,12 +193,104 @@ def resolve_ckpt(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
+def read_status(run_dir: Path) -> str | None:
+    """The status in <run_dir>/metrics.json ("unreadable" for a damaged file), or None when there is none."""
+    try:
+        return str(json.loads((run_dir / "metrics.json").read_text()).get("status"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError):
+        return "unreadable"
+
+
+def check_run_dir(cfg: DictConfig, run_dir: Path, ckpt: str | None) -> str | None:
+    """Whether this run may use `run_dir`, without writing anything; returns the checkpoint to start from.
+
+    A directory holding a finished run (completed, diverged, failed) is refused unless the run resumes it
+    (ckpt_path=...) or overwrite=true. An unfinished one (pre-empted, or killed: checkpoints but no status)
+    is continued from its last.ckpt by the same command, so a requeued job picks up where it stopped."""
+    from gan_lab.config import check_checkpoint
+    from gan_lab.runlock import DirLock
+
+    if is_global_zero():  # DDP ranks 1.. start while rank 0 holds the lock of their shared run directory
+        DirLock(run_dir, "run directory").check()
+    _check_writable(run_dir)
+    if ckpt is not None or cfg.get("overwrite", False):
+        return ckpt
+    status = read_status(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if status in (None, "preempted") and last.is_file():
+        check_checkpoint(last, key=f"{last} (the unfinished run in hydra.run.dir)")
+        log.info("continuing the unfinished run in %s from %s (overwrite=true starts it over)", run_dir, last)
+        return str(last)
+    if status is not None:
+        raise ConfigError(
+            f"run directory {run_dir} already holds a finished run (status {status}); choose another hydra.run.dir, "
+            "resume with ckpt_path=last, or pass overwrite=true"
+        )
+    return None
+
+
+def _check_writable(run_dir: Path) -> None:
+    existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), None)
+    if existing is not None and not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        raise ConfigError(
+            f"hydra.run.dir={str(run_dir)!r} cannot be written ({existing} is not a writable directory); "
+            "allowed: a directory you can write to"
+        )
+
+
+def check_steps_left(cfg: DictConfig, ckpt: str | None) -> None:
+    """A checkpoint already at trainer.max_steps has nothing left to train: refused instead of re-running the
+    end of the run (which would rewrite its metrics)."""
+    max_steps = (cfg.get("trainer") or {}).get("max_steps")
+    if not ckpt or not isinstance(max_steps, int) or max_steps < 1:
+        return
+    from gan_lab.checkpoints import load
+
+    step = int(load(ckpt, mmap=True).get("global_step", 0))
+    if step >= max_steps:
+        raise ConfigError(
+            f"ckpt_path={ckpt!r} is at step {step} and trainer.max_steps={max_steps}: nothing left to train; "
+            f"allowed trainer.max_steps > {step} to continue it"
+        )
+
+
 def write_metrics(run_dir: Path, metrics: dict) -> None:
+    """metrics.json, written atomically (rank 0 only). A full disk or read-only directory is logged, not
+    raised: the error that stopped the run is the one to report."""
     if not is_global_zero():  # DDP: every rank runs train(); rank 0 writes the run's files
         return
-    tmp = run_dir / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=float))
-    tmp.replace(run_dir / "metrics.json")
+    from gan_lab.callbacks.checkpoint_io import atomic_write_bytes
+    from gan_lab.errors import StorageError
+
+    data = json.dumps(metrics, indent=2, sort_keys=True, default=float).encode()
+    try:
+        atomic_write_bytes(run_dir / "metrics.json", data, "metrics")
+    except StorageError as e:
+        log.error("%s", e)
+
+
+def write_hydra_files(run_dir: Path, cfg: DictConfig, hydra_files: dict[str, str] | None) -> None:
+    """<run_dir>/.hydra: the resolved config and Hydra's own files, once the run is accepted (rank 0)."""
+    if not is_global_zero():
+        return
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    files = {**(hydra_files or {}), "config.yaml": OmegaConf.to_yaml(cfg, resolve=True)}
+    for name, text in files.items():
+        (hydra_dir / name).write_text(text)
+
+
+def hydra_files() -> dict[str, str]:
+    """hydra.yaml and overrides.yaml as Hydra would have written them (hydra.output_subdir is off)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    return {
+        "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})),
+        "overrides.yaml": OmegaConf.to_yaml(hc.overrides.task),
+    }
 
 
 def final_metrics(task, trainer, status: str, error: str | None, t0: float) -> dict:
@@ -214,38 +343,38 @@ def start_wandb_early(cfg: DictConfig):
     return thread
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
-    """Build everything, fit, write metrics.json; returns the final metrics dict."""
+def train(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = None) -> dict:
+    """Check everything, build everything, then (accepted) lock the run directory, write its .hydra files,
+    fit and write metrics.json; returns the final metrics dict. A refused run raises ConfigError having
+    written nothing; `hydra_files`: Hydra's hydra.yaml/overrides.yaml to write with the resolved config."""
+    from gan_lab.callbacks.signals import Preempted
     from gan_lab.config import validate
+    from gan_lab.runlock import DirLock
     from gan_lab.tasks.adversarial import GANDiverged
 
     t0 = time.time()
     validate(cfg)
     _quiet_lightning()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = resolve_ckpt(cfg.get("ckpt_path"), run_dir)
-    if ckpt is None and (run_dir / "metrics.json").exists() and not cfg.get("overwrite", False):
-        raise ConfigError(
-            f"run directory {run_dir} already holds a finished run; choose another hydra.run.dir, "
-            "resume with ckpt_path=last, or pass overwrite=true"
-        )
-    hydra_dir = run_dir / ".hydra"
-    if hydra_dir.is_dir() and is_global_zero():  # Hydra saved the unresolved config; keep the resolved one
-        (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    ckpt = check_run_dir(cfg, run_dir, resolve_ckpt(cfg.get("ckpt_path"), run_dir))
+    check_steps_left(cfg, ckpt)
     start_wandb_early(cfg)
     dm, task, trainer = build_objects(cfg, run_dir, ckpt)
     from gan_lab.callbacks.distributed import check_resume_world_size, check_single_run
 
     check_single_run(trainer.num_devices * trainer.num_nodes)
     check_resume_world_size(ckpt, trainer.num_devices * trainer.num_nodes)
-    status, error = "completed", None
+    lock = DirLock(run_dir, "run directory").acquire() if is_global_zero() else None
+    status, error, extra = "completed", None, {}
     try:
+        write_hydra_files(run_dir, cfg, hydra_files)
         trainer.fit(task, datamodule=dm, ckpt_path=ckpt)
         if trainer.interrupted:
             status, error = "failed", "interrupted"
-        elif trainer.checkpoint_callback is not None and trainer.checkpoint_callback.dirpath:
-            # Lightning skips the final last.ckpt when a periodic one was written earlier: always end with it
-            trainer.save_checkpoint(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+        else:
+            _final_checkpoint(trainer)
+    except Preempted as e:
+        status, extra = "preempted", {"signal": signal_name(e.signum), "exit_code": e.exit_code}
+        log.warning("pre-empted by %s at step %d: %s written; continue with ckpt_path=last", *_pre(e))
     except GANDiverged as e:
         status, error = "diverged", str(e)
         log.warning("run diverged: %s (the last good checkpoint is kept)", e)
@@ -262,10 +391,33 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         status, error = "failed", "interrupted"
         raise
     finally:
-        metrics = final_metrics(task, trainer, status, error, t0)
+        metrics = {**final_metrics(task, trainer, status, error, t0), **extra}
         write_metrics(run_dir, metrics)
         _finish_wandb()
+        if lock is not None:
+            lock.release()
     return metrics
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _pre(e) -> tuple:
+    return signal_name(e.signum), e.step, e.path
+
+
+def _final_checkpoint(trainer) -> None:
+    """last.ckpt at the end of the run. Runs bounded by trainer.max_steps got it at the end of their last
+    batch (callbacks/signals.py: before the end-of-run evaluation, so extending max_steps continues exactly);
+    runs bounded by epochs get it here."""
+    from gan_lab.callbacks.signals import PreemptionCheckpoint
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, PreemptionCheckpoint) and cb.final_saved_step != trainer.global_step:
+            trainer.save_checkpoint(cb.path, weights_only=False)
 
 
 def _finish_wandb():
@@ -284,23 +436,33 @@ def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
+    fresh = not run_dir.exists() or not any(run_dir.iterdir())  # Hydra created it for this job
     try:
         set_threads(cfg.get("threads"), hc.launcher.get("n_jobs") if multirun else None)
-        metrics = train(cfg, run_dir)
+        metrics = train(cfg, run_dir, hydra_files())
     except ConfigError as e:
-        if multirun:  # one bad job must not stop the sweep
-            write_metrics(run_dir, {"status": "failed", "error": str(e)})
-            log.error("error: %s", e)
+        from gan_lab.errors import StorageError
+
+        if multirun and not isinstance(e, StorageError):  # one bad job must not stop the sweep
+            if fresh:  # a new job directory records why; an existing one (a finished job) is left as it was
+                write_hydra_files(run_dir, cfg, hydra_files())
+                write_metrics(run_dir, {"status": "failed", "error": str(e)})
+                log.error("error: %s", e)
+            else:  # not through logging: its file handler would append to the job's train.log
+                print(f"error: job {hc.job.num}: {e}", file=sys.stderr)
             return DIVERGED_PENALTY
+        if fresh and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # the empty directory Hydra made for a refused run
         print(f"error: {e}", file=sys.stderr)  # one line, before any training; SystemExit skips Hydra's report
-        sys.exit(2)
+        sys.exit(1 if isinstance(e, StorageError) else 2)
     except Exception:
         if multirun:
             log.exception("job failed; the sweep goes on")
             return DIVERGED_PENALTY
         raise
+    if metrics.get("status") == "preempted":  # 128 + signal: the scheduler sees a job ended by that signal
+        sys.exit(metrics["exit_code"])
     return objective_value(cfg, metrics)
-
 
 if __name__ == "__main__":
     from gan_lab.cli import run_hydra_main

@@ -11,7 +11,6 @@ first batch, after the task restored rank 0's), so it continues as the uninterru
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -77,7 +76,9 @@ def check_resume_world_size(ckpt_path: str | None, world_size: int) -> None:
     and each rank's shard of the data depend on it."""
     if not ckpt_path:
         return
-    saved = torch.load(Path(ckpt_path), map_location="cpu", weights_only=True, mmap=True).get("world_size", 1)
+    from gan_lab.checkpoints import load
+
+    saved = load(ckpt_path, mmap=True).get("world_size", 1)
     if saved != world_size:
         raise ConfigError(
             f"ckpt_path={ckpt_path!r} was written by {saved} process(es) and this run has {world_size} "

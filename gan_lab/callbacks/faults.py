@@ -42,3 +42,15 @@ class NaNAtStep(pl.Callback):
             with torch.no_grad():
                 for p in pl_module.generator.parameters():
                     p.fill_(float("nan"))
+
+
+class SignalAtStep(pl.Callback):
+    """Sends `signal` (a name: SIGTERM, SIGINT, SIGUSR1) to the training process after `step` batches, as a
+    scheduler would before pre-emption."""
+
+    def __init__(self, step: int, signal: str = "SIGTERM"):
+        self.step, self.signal = int(step), str(signal)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), getattr(signal, self.signal))

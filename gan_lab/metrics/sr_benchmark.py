@@ -80,5 +80,12 @@ def load_sr_generator(ckpt: str | Path):
 
     if not Path(ckpt).is_file():
         raise ConfigError(f"ckpt={str(ckpt)!r} does not exist; give an SR run's checkpoints/last.ckpt")
-    task = SuperResolutionTask.load_from_checkpoint(str(ckpt), map_location="cpu", init_from=None)
+    from gan_lab.checkpoints import load
+    from gan_lab.config import check_checkpoint
+
+    check_checkpoint(ckpt, key="ckpt")  # weights only: a file holding other Python objects is refused
+    state = load(ckpt)
+    task = SuperResolutionTask(**{**state.get("hyper_parameters", {}), "init_from": None})
+    task.load_state_dict(state["state_dict"])
+    task.on_load_checkpoint(state)  # trick state (the EMA generator)
     return task.sampling_generator().eval()

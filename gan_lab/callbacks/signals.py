@@ -1,0 +1,133 @@
+"""Pre-emption: SIGTERM, SIGINT (Ctrl+C) and SIGUSR1 save a checkpoint at the next step boundary and stop.
+
+A scheduler (SLURM, Kubernetes, most batch systems) sends SIGTERM some seconds before it kills a job. The
+signal only sets a flag; at the end of the current batch `last.ckpt` is written (atomically, see
+checkpoint_io.py) and training stops with `Preempted`, without the end-of-run evaluation and samples (the
+grace period is short). gan_lab.train records `status: "preempted"` with the step and exits with
+128 + the signal's number (143 for SIGTERM, 130 for SIGINT, 138 for SIGUSR1): the shell's code for "ended by
+that signal", which requeue-on-failure policies treat as a failure to retry, and which a job array's
+dependency sees as not successful. `ckpt_path=last` into the same directory (or re-running the same command
+there) continues exactly where the checkpoint left off. A second Ctrl+C stops at once (KeyboardInterrupt).
+
+Under SLURM with Lightning's auto-requeue, SIGUSR1 stays with Lightning (it saves an hpc checkpoint and
+requeues the job itself). A run of several processes (trainer=ddp) keeps Lightning's own SIGTERM handling,
+which stops every rank; it saves no checkpoint there (the periodic ones remain).
+
+The same callback writes the final `last.ckpt` of a run at the end of its last batch, before the end-of-run
+evaluation and samples (and puts it back after Lightning's own end-of-training save of last.ckpt): extending
+`trainer.max_steps` from it continues exactly like a longer run (same data order, random streams and
+monitor state).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+from pytorch_lightning.callbacks import Checkpoint
+
+
+class Preempted(BaseException):  # noqa: N818 - not an error: a requested stop, like KeyboardInterrupt
+    """Training stopped for a signal after saving `path` at `step`."""
+
+    def __init__(self, signum: int, step: int, path: str):
+        super().__init__(f"{signal.Signals(signum).name} at step {step}; checkpoint {path}")
+        self.signum, self.step, self.path = signum, step, path
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def _signals(trainer) -> list[int]:
+    sigs = [signal.SIGTERM, signal.SIGINT]
+    if hasattr(signal, "SIGUSR1"):
+        from lightning_fabric.plugins.environments import SLURMEnvironment
+
+        env = getattr(trainer.strategy, "cluster_environment", None)
+        if not (isinstance(env, SLURMEnvironment) and env.auto_requeue):
+            sigs.append(signal.SIGUSR1)
+    return sigs
+
+
+class PreemptionCheckpoint(Checkpoint):
+    """Saves `<dirpath>/last.ckpt` at the end of the last batch and at the step boundary after a signal.
+
+    A `Checkpoint` callback, so Lightning runs its batch-end hook after the other callbacks' (evaluations
+    and alarms of that step are in the checkpoint, as in ModelCheckpoint's periodic ones)."""
+
+    def __init__(self, dirpath: str | Path):
+        self.dirpath = str(dirpath)
+        self.signum: int | None = None
+        self.final_saved_step: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dirpath) / "last.ckpt"
+
+    # ---- signals: installed for the training loop only, after Lightning's own handlers ----------------
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.signum = None
+        if threading.current_thread() is not threading.main_thread() or trainer.world_size > 1:
+            return  # several processes: Lightning's own SIGTERM handling (it stops every rank)
+        for sig in _signals(trainer):
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:  # a second Ctrl+C: stop now
+            self._restore()
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        self._previous = {}
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._restore()
+        self._kept.unlink(missing_ok=True)
+
+    # ---- the step boundary -------------------------------------------------------------------------------
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.signum is not None:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            for lg in trainer.loggers:  # rows logged so far reach metrics.csv before the process ends
+                lg.save()
+            raise Preempted(self.signum, step, str(self.path))
+        if 0 < trainer.max_steps <= step:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self.final_saved_step = step
+            self._keep_final()
+
+    # ---- the final checkpoint survives Lightning's end-of-training save ---------------------------------
+    @property
+    def _kept(self) -> Path:
+        return self.path.with_name(".last.ckpt.final")
+
+    def _keep_final(self) -> None:
+        """ModelCheckpoint(save_last=True) saves last.ckpt again in on_train_end, after the end-of-run
+        evaluation and samples; a second name for the file just written (a hard link: writes replace files,
+        so it keeps these bytes) restores it there."""
+        if not self.path.is_file():  # another rank's process, or a remote path
+            return
+        self._kept.unlink(missing_ok=True)
+        try:
+            os.link(self.path, self._kept)
+        except OSError:  # no hard links on this filesystem
+            shutil.copyfile(self.path, self._kept)
+
+    def on_train_end(self, trainer, pl_module) -> None:  # after ModelCheckpoint's (Checkpoint callbacks run last)
+        if self.final_saved_step == trainer.global_step and self._kept.is_file():
+            os.replace(self._kept, self.path)
+
+    def state_dict(self) -> dict:
+        return {}

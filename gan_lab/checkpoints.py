@@ -1,0 +1,35 @@
+"""The one loader of checkpoints and weights files: `torch.load(..., weights_only=True)`.
+
+Every file gan_lab reads with torch goes through `load`: a checkpoint holding anything but tensors and plain
+containers is refused (unpickling arbitrary objects can run code), whatever torch's default or the
+TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD environment variable say. Its error text never suggests
+`weights_only=False`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def load(path: str | os.PathLike, *, mmap: bool = False, map_location="cpu"):
+    """The tensors and plain containers of a torch.save file (`mmap`: map tensors instead of reading them)."""
+    import torch
+
+    return torch.load(Path(path), map_location=map_location, weights_only=True, mmap=mmap)
+
+
+def refusal_reason(exc: BaseException) -> str:
+    """One short reason for a file `load` refused, without torch's advice to retry with weights_only=False."""
+    text = str(exc)
+    if "Weights only load failed" in text or "weights_only" in text or "Unsupported global" in text:
+        import re
+
+        found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global[s]? ([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return (
+            f"it holds Python objects{what} besides tensors and plain containers, which gan_lab never unpickles "
+            "(loading them could run code)"
+        )
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {first}"
