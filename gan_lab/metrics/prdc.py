@@ -44,14 +44,15 @@ def exact_sq(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
     return out
 
 
-def _le(d: torch.Tensor, r: torch.Tensor, a: torch.Tensor, b: torch.Tensor, na, nb) -> torch.Tensor:
-    """Exact (float64) |a_i - b_j|^2 <= r_ij for a chunk of float32 distances d (r broadcasts to d)."""
-    r = r.expand_as(d)
-    out = d <= r
-    band = (d.double() - r).abs_() <= MARGIN * (na[:, None] + nb[None, :])
-    i, j = band.nonzero(as_tuple=True)
+def _le(d: torch.Tensor, r: torch.Tensor, margin: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact (float64) |a_i - b_j|^2 <= r_ij for a chunk of float32 distances d: decided in float32 outside
+    the band |d - r| <= margin (float32 rounding is far below the margin there), recomputed in float64
+    inside it. `r`: float64 squared radii broadcasting to d; `a`, `b`: the float64 features."""
+    gap = d - r.float()
+    out = gap <= 0
+    i, j = (gap.abs_() <= margin).nonzero(as_tuple=True)
     if len(i):
-        out[i, j] = exact_sq(a, b, i, j) <= r[i, j]
+        out[i, j] = exact_sq(a, b, i, j) <= r.expand_as(d)[i, j]
     return out
 
 
@@ -108,19 +109,20 @@ def prdc(
         real_knn = knn_sq(real, kmax, chunk)
     r_pr, r_dc = real_knn[:, k_pr], real_knn[:, k_dc]
     f_pr = knn_sq(fake, k_pr, chunk)[:, k_pr]
-    n_real, n_fake = real64.pow(2).sum(1), fake64.pow(2).sum(1)
+    n_real, n_fake = real.pow(2).sum(1), fake.pow(2).sum(1)
     precise = torch.zeros(len(fake), dtype=torch.bool)
     dense = torch.zeros(len(fake), dtype=torch.long)
     recalled = torch.zeros(len(real), dtype=torch.bool)
     covered = torch.zeros(len(real), dtype=torch.bool)
     for j in range(0, len(fake), chunk):
-        f64, nf = fake64[j : j + chunk], n_fake[j : j + chunk]
-        d = sq_dists(fake[j : j + chunk], real).double()  # c x N
-        precise[j : j + chunk] = _le(d, r_pr[None, :], f64, real64, nf, n_real).any(1)
-        in_dc = _le(d, r_dc[None, :], f64, real64, nf, n_real)
+        f64 = fake64[j : j + chunk]
+        d = sq_dists(fake[j : j + chunk], real)  # c x N, float32
+        margin = torch.add(n_fake[j : j + chunk, None], n_real[None, :]).mul_(MARGIN)
+        precise[j : j + chunk] = _le(d, r_pr[None, :], margin, f64, real64).any(1)
+        in_dc = _le(d, r_dc[None, :], margin, f64, real64)
         dense[j : j + chunk] = in_dc.sum(1)
         covered |= in_dc.any(0)
-        recalled |= _le(d, f_pr[j : j + chunk, None], f64, real64, nf, n_real).any(0)
+        recalled |= _le(d, f_pr[j : j + chunk, None], margin, f64, real64).any(0)
     return {
         "precision": precise.double().mean().item(),
         "recall": recalled.double().mean().item(),
