@@ -135,7 +135,7 @@ def test_sample_panels(tmp_path):
     cfg = compose_cfg("model=vae", "logger=none", "callbacks.progress=null", "+trainer.fast_dev_run=true")
     dm, task, trainer = build_objects(cfg, tmp_path)
     trainer.fit(task, datamodule=dm)
-    panels = task.sample_panels()
+    panels = task.sample_panels(dm)  # the data module passed in (the task interface)
     assert {k: tuple(v.shape) for k, v in panels.items()} == {
         "samples": (64, 1, 32, 32),
         "reconstructions": (64, 1, 32, 32),
@@ -147,7 +147,7 @@ def test_sample_panels(tmp_path):
     with torch.no_grad():
         assert torch.allclose(panels["interpolation"][0], task.reconstruct(val[:1])[0], atol=1e-5)  # starts at a code
     assert all(v.abs().max() <= 1 for v in panels.values())
-    assert torch.equal(task.sample_panels()["samples"], panels["samples"])  # fixed z
+    assert torch.equal(task.sample_panels(dm)["samples"], panels["samples"])  # fixed z
 
 
 def test_ae_beats_mean_image(tmp_path):
