@@ -118,7 +118,6 @@ class SampleCallback(pl.Callback):
         self._pending: list = []  # (step, future) of pictures being drawn
         self._pool = None
 
-
     def _render(self, trainer, pl_module, tag: str):
         if not trainer.is_global_zero:
             return
