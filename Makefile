@@ -9,9 +9,11 @@ train: setup
 	.venv/bin/python -m gan_lab.train $(ARGS)
 
 test: setup
+	bash scripts/test_deps.sh  # torch-fidelity for the Inception tests, in .cache/test-deps only
 	.venv/bin/python -m pytest -q $(ARGS)
 
 test-slow: setup
+	bash scripts/test_deps.sh
 	.venv/bin/python -m pytest -q -m slow $(ARGS) || [ $$? -eq 5 ]  # 5: no slow test selected
 
 lint: setup

@@ -51,6 +51,8 @@ HIGHER_BETTER = (
     "coverage",
     "psnr",
     "ssim",
+    "is",  # Inception Score
+    "class_consistency",
 )
 DEFAULT_METRICS = (
     "fid",

@@ -44,8 +44,10 @@ def train_run(run_dir: Path, *overrides: str, fast: bool = True) -> dict:
     return train(cfg, Path(run_dir))
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true"}
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -91,11 +91,11 @@ def test_unknown_feature_net_is_a_config_error():
     assert "\n" not in str(e.value)
 
 
-def test_inception_without_torch_fidelity_or_weights(tmp_path, monkeypatch):
+def test_inception_without_weights_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_LAB_INCEPTION_WEIGHTS", str(tmp_path / "missing.pth"))
     with pytest.raises(ConfigError) as e:
         load_feature_net("inception")
     msg = str(e.value)
-    assert msg.startswith("metrics.fid.features=inception needs torch-fidelity and its Inception weights")
-    assert "pip install 'gan_lab[inception]'" in msg and str(tmp_path / "missing.pth") in msg
+    assert msg.startswith("metrics.fid.features=inception: no weights file at")
+    assert "GAN_LAB_INCEPTION_WEIGHTS" in msg and str(tmp_path / "missing.pth") in msg
     assert "\n" not in msg
