@@ -44,6 +44,7 @@ ENTRY_DIR = CONF_DIR / "reproduce"
 SR_SETS = {"set5": "CSet5", "set14": "CSet14"}
 WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many combined standard errors
 ALPHA = 0.05  # significance level of the claim tests
+MIN_N = 3  # fewest completed seeds for a cell to be compared with the paper (2 seeds give a meaningless s.e.)
 MARKERS = ("<!-- reproduction:begin -->", "<!-- reproduction:end -->")
 
 
@@ -164,11 +165,11 @@ def paper_value(entry: Entry, model: Model, metric: Metric) -> dict | None:
 
 def cell_check(measured: dict, paper: dict | None) -> dict:
     """Distance of the measured mean from the paper's in combined standard errors, and whether it is within
-    WITHIN of them (None: not decidable, e.g. fewer than 2 seeds or no published ±)."""
+    WITHIN of them (None: not decidable: fewer than MIN_N seeds or no published ±)."""
     if paper is None or not measured["n"]:
         return {"distance": math.nan, "within": None}
     d = combined_se_distance(measured["mean"], measured["se"], paper["mean"], paper["se"])
-    return {"distance": d, "within": None if math.isnan(d) else bool(d <= WITHIN)}
+    return {"distance": d, "within": None if math.isnan(d) or measured["n"] < MIN_N else bool(d <= WITHIN)}
 
 
 def summarize_model(entry: Entry, model: Model, runs: list[dict]) -> dict:
@@ -344,7 +345,8 @@ def render_entry(summary: dict) -> str:
         "",
         f"Paper: mean ± {stat} over {summary['paper_runs']} trials as published. Measured: mean ± standard error "
         f"over the completed seeds (std and 95% CI in reproduction.json); ✓ / ✗: within / not within "
-        f"{WITHIN:g} combined standard errors of the paper's value (no mark: not decidable, e.g. one seed). "
+        f"{WITHIN:g} combined standard errors of the paper's value (no mark: fewer than {MIN_N} seeds or no "
+        "published ±). "
         f"Wall time: sum over the model's jobs. "
         f"{'Tabulated from the finished jobs' if summary.get('tabulated_only') else 'Measured'} "
         f"{mach['date']} with gan_lab {mach['gan_lab']}, torch "
