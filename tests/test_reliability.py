@@ -114,6 +114,7 @@ def test_refused_run_in_a_new_directory_leaves_nothing(tmp_path):
     assert not run.exists()
 
 
+@pytest.mark.slow  # several training processes: minutes on a loaded 2-core machine
 def test_relaunched_sweep_keeps_finished_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     args = ["gan_lab.train", "-m", *MLP, "trainer.max_steps=20", "seed=0,1", f"hydra.sweep.dir={sweep}"]
@@ -285,6 +286,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow  # several training processes: minutes on a loaded 2-core machine
 @pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGUSR1", 138), ("SIGINT", 130)])
 def test_signal_saves_records_preempted_and_resume_is_exact(sig, code, uninterrupted, tmp_path):
     run = tmp_path / "run"
@@ -308,6 +310,7 @@ def test_signal_saves_records_preempted_and_resume_is_exact(sig, code, uninterru
     assert_same_state(load(uninterrupted / "checkpoints" / "last.ckpt"), load(run / "checkpoints" / "last.ckpt"))
 
 
+@pytest.mark.slow  # several training processes: minutes on a loaded 2-core machine
 def test_external_sigterm_saves_at_the_next_step(tmp_path):
     """A real SIGTERM from another process, at whatever step training is."""
     run = tmp_path / "run"
@@ -376,6 +379,7 @@ DCGAN_GAP = pytest.mark.xfail(
 )
 
 
+@pytest.mark.slow  # several training processes: minutes on a loaded 2-core machine
 @pytest.mark.parametrize("model", [pytest.param("dcgan", marks=DCGAN_GAP), "gan_mlp"])
 def test_extending_a_finished_run_equals_the_longer_run(model, tmp_path):
     common = [
