@@ -10,11 +10,11 @@ train: setup
 
 test: setup
 	bash scripts/test_deps.sh  # torch-fidelity for the Inception tests, in .cache/test-deps only
-	.venv/bin/python -m pytest -q $(ARGS)
+	.venv/bin/python -m pytest -q -n 2 $(ARGS)   # two workers: one per core (each test pins one thread)
 
 test-slow: setup
 	bash scripts/test_deps.sh
-	.venv/bin/python -m pytest -q -m slow $(ARGS) || [ $$? -eq 5 ]  # 5: no slow test selected
+	.venv/bin/python -m pytest -q -n 2 -m slow $(ARGS) || [ $$? -eq 5 ]  # 5: no slow test selected
 
 lint: setup
 	.venv/bin/ruff check gan_lab tests scripts

@@ -430,6 +430,7 @@ def test_cifar10_folder_and_archive(tmp_path):
         "data.split=test",
         "data.size=64",
         "data.channels=1",
+        "data.batch_size=6",
     )
     test.setup()
     assert test.split_tensors()[0].shape == (6, 1, 64, 64)
@@ -481,7 +482,8 @@ def test_lmdb_database(tmp_path, monkeypatch):
     first = images.load_image(Image.fromarray(photo(0, 40, 30)), 3, 16)
     assert np.array_equal(dm.split_tensors()[0].rows(0).permute(1, 2, 0).numpy(), first)
     limited = build_dm(
-        "data=lmdb", f"data.root={db}", "data.limit=5", "data.size=16", f"data.cache_dir={tmp_path / 'c'}"
+        "data=lmdb", f"data.root={db}", "data.limit=5", "data.size=16", "data.batch_size=5",
+        f"data.cache_dir={tmp_path / 'c'}",
     )
     limited.setup()
     assert len(limited.split_tensors()[0]) == 5

@@ -159,7 +159,8 @@ def test_resume_with_another_number_of_processes_is_refused(ddp_run, tmp_path):
     from gan_lab.train import train
 
     run, _ = ddp_run
-    cfg = compose_cfg(*DATA, "logger=none", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
+    same_model = [o for o in COMMON if o.startswith(("model.", "trick="))]  # only the process count differs
+    cfg = compose_cfg(*DATA, *same_model, "logger=none", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}")
     with pytest.raises(ConfigError, match=r"written by 2 process\(es\) and this run has 1"):
         train(cfg, tmp_path)
     assert not (tmp_path / "metrics.json").exists()

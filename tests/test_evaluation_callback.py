@@ -13,6 +13,7 @@ from gan_lab.errors import ConfigError
 from gan_lab.metrics import fid as fid_mod
 from gan_lab.metrics.evaluate import compute_metrics
 from gan_lab.metrics.features import load_feature_net
+from gan_lab.tasks.interface import TaskDefaults
 
 IMAGE_KEYS = {"fid", "kid", "kid_std", "class_modes", "class_kl", "precision", "recall", "density", "coverage",
               "ndb", "ndb_fraction", "diversity"}  # fmt: skip
@@ -135,8 +136,11 @@ class MemoryLogger(Logger):
         self.logged.append((step, dict(metrics)))
 
 
-class StandIn(pl.LightningModule):
-    """A 'generator' that moves towards the mixture: samples = centers + noise * scale."""
+class StandIn(TaskDefaults, pl.LightningModule):
+    """A 'generator' that moves towards the mixture: samples = centers + noise * scale (a task: the interface's
+    defaults, no classes)."""
+
+    data_kind = "points"
 
     def __init__(self, centers):
         super().__init__()
@@ -151,7 +155,7 @@ class StandIn(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
     @torch.no_grad()
-    def generate_samples(self, n):
+    def generate_samples(self, n, batch_size=500, labels=None, seed=12345, datamodule=None):
         self.calls.append((n, self.training))
         g = torch.Generator().manual_seed(len(self.calls))
         idx = torch.randint(len(self.centers), (n,), generator=g)

@@ -24,7 +24,11 @@ PARTNER = {
     "colorize": ["model=pix2pix", "data.n_patches=40"],
     "sr_folder": ["model=srresnet", "data.n_patches=40"],
     "inpainting": ["model=context_encoder"],
+    "digits2mnist": ["model=cyclegan"],
+    "cyclegan": ["data=digits2mnist", f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"],
 }
+# Data that only exists as the user's files: tests/test_data_real.py and tests/test_cyclegan.py build them.
+USER_DATA = ("paired_folder", "image_folder", "cifar10", "cifar100", "lmdb", "unpaired_folder")
 
 
 def group_options(group: str) -> list[str]:
@@ -38,10 +42,10 @@ def test_every_conf_file_composes_and_builds(group, tmp_path):
 
     for option in group_options(group):
         extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"] if option.endswith("mnist") else []
-        if extra and not SHARED_DATA.is_dir():
+        if (extra or option == "cyclegan") and not SHARED_DATA.is_dir():
             continue
-        if option == "paired_folder":
-            continue  # needs a user folder: tests/test_data_i2i.py builds one
+        if option in USER_DATA:
+            continue  # needs the user's files (see USER_DATA)
         partner = PARTNER.get(option, []) if group in ("model", "data") else []
         cfg = compose_cfg(f"{group}={option}", *partner, *extra)
         assert group in cfg, f"{group}={option} composed to nothing"
@@ -109,6 +113,7 @@ def test_same_seed_same_result(tmp_path):
     assert a["d_loss"] != c["d_loss"]
 
 
+@pytest.mark.slow  # ~1.5 min of training: the separate slow CI step
 def test_gan_mlp_learns_ring(tmp_path):
     """Generated points move from ~1 away from the modes to within 0.1 of them."""
     from gan_lab.train import build_objects

@@ -54,7 +54,7 @@ def test_outside_the_tested_range_training_takes_the_public_path(tmp_path, monke
 
     monkeypatch.setattr(compat, "PRIVATE_API", False)
     cfg = compose_cfg(*FAST, "model=gan_mlp", "data=toy2d_ring", "trainer.max_steps=7",
-                      "trainer.log_every_n_steps=1", "trainer.enable_checkpointing=false")  # fmt: skip
+                      "trainer.log_every_n_steps=1")  # fmt: skip
     with open_dict(cfg):
         for name in list(cfg.callbacks):
             cfg.callbacks[name] = None

@@ -7,8 +7,10 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 from conftest import CONF, SHARED_DATA, compose_cfg, needs_shared, run_cli, train_run
+from omegaconf import OmegaConf
 from scipy import stats as st
 
 from gan_lab import reproduce as rp
@@ -269,6 +271,7 @@ def test_sr_entry_needs_its_benchmark_folders(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # trains an SRResNet, then scores Set5/Set14
 @needs_shared
 def test_sr_entry_with_a_checkpoint(tmp_path):
     """Bicubic on the real Set5/Set14 gives the published PSNR; a (barely trained) SRResNet checkpoint is scored."""
@@ -328,6 +331,13 @@ def test_every_experiment_preset_runs_fast_dev_run(name, tmp_path):
         if not (SHARED_DATA / "mnist").is_dir():
             pytest.skip(f"experiment={name} reads MNIST IDX files; none at {SHARED_DATA / 'mnist'}")
         extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k", "metrics.n_samples=512"]
+    elif OmegaConf.is_missing(data, "root"):  # the user's own image folder (dcgan64_folder): a few photos
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (80, 72, 3), dtype=np.uint8)).save(tmp_path / f"img{i}.png")
+        extra = [f"data.root={tmp_path}", "data.batch_size=8"]
     elif data.get("root") not in (None, "skimage") and not (CONF.parent / str(data.root)).exists():
         pytest.skip(f"experiment={name} reads data.root={data.root}, which is absent here")
     # one batch is trained: make only a few hundred examples (SR crops, stacked digits, 2-D points)
