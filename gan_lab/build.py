@@ -31,11 +31,11 @@ def build_data_and_task(cfg):
     dm = build(container(cfg.data), "data")
     dm.setup("fit")
     model_extra = {"data_shape": list(dm.shape)}
-    cond_shape = getattr(dm, "condition_shape", None)
-    if cond_shape is None and getattr(dm, "scale", None):  # super-resolution: LR condition of the HR target
-        cond_shape = (dm.shape[0], dm.shape[1] // dm.scale, dm.shape[2] // dm.scale)
-    if cond_shape is not None:
-        model_extra["cond_shape"] = list(cond_shape)
+    condition_shape = getattr(dm, "condition_shape", None)
+    if condition_shape is None and getattr(dm, "scale", None):  # super-resolution: LR condition of the HR target
+        condition_shape = (dm.shape[0], dm.shape[1] // dm.scale, dm.shape[2] // dm.scale)
+    if condition_shape is not None:
+        model_extra["condition_shape"] = list(condition_shape)
     model_extra["tricks"] = container(cfg.get("trick")) or None
     if cfg.model.get("conditional"):  # class-conditional GAN: the data's class counts
         from gan_lab.tasks.gan import conditional_extra

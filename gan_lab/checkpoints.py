@@ -19,6 +19,18 @@ def load(path: str | os.PathLike, *, mmap: bool = False, map_location="cpu"):
     return torch.load(Path(path), map_location=map_location, weights_only=True, mmap=mmap)
 
 
+RENAMED_HPARAMS = {"cond_shape": "condition_shape"}  # old name -> current, for checkpoints of earlier versions
+
+
+def hyperparameters(state: dict) -> dict:
+    """A loaded checkpoint's saved task arguments, with the names of earlier versions mapped to today's."""
+    hp = dict(state.get("hyper_parameters") or {})
+    for old, new in RENAMED_HPARAMS.items():
+        if old in hp:
+            hp.setdefault(new, hp.pop(old))
+    return hp
+
+
 def refusal_reason(exc: BaseException) -> str:
     """One short reason for a file `load` refused, without torch's advice to retry with weights_only=False."""
     text = str(exc)

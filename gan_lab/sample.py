@@ -138,12 +138,13 @@ def load_task(ckpt: Path, device: str = "auto"):
     from omegaconf import OmegaConf
 
     from gan_lab.build import build
+    from gan_lab.checkpoints import hyperparameters
     from gan_lab.evaluate import config_path
 
     cfg = OmegaConf.load(config_path(ckpt))
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    hp = state.get("hyper_parameters") or {}
-    extra = {k: hp[k] for k in ("data_shape", "cond_shape", "tricks", "class_counts") if k in hp}
+    hp = hyperparameters(state)
+    extra = {k: hp[k] for k in ("data_shape", "condition_shape", "tricks", "class_counts") if k in hp}
     task = build(OmegaConf.to_container(cfg.model, resolve=True), "model", **extra)
     try:
         task.load_state_dict(state["state_dict"])

@@ -38,15 +38,15 @@ def write_truncated(path):
     return path
 
 
-def check_pair_batches(dm, cond_shape, target_shape):
+def check_pair_batches(dm, condition_shape, target_shape):
     dm.setup()
     for loader in (dm.train_dataloader(), dm.val_dataloader()):
         cond, target = next(iter(loader))
-        assert cond.shape[1:] == cond_shape and target.shape[1:] == target_shape
+        assert cond.shape[1:] == condition_shape and target.shape[1:] == target_shape
         assert cond.dtype == target.dtype == torch.float32
         for t in (cond, target):
             assert t.min() >= -1 and t.max() <= 1
-    assert dm.shape == target_shape and dm.condition_shape == cond_shape
+    assert dm.shape == target_shape and dm.condition_shape == condition_shape
     return dm
 
 

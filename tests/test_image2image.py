@@ -40,7 +40,7 @@ def test_pix2pix_shapes_and_d_sees_pairs(tmp_path):
     cond, target = next(iter(dm.train_dataloader()))
     fake = task.generate(cond, len(cond))
     assert fake.shape == target.shape and fake.min() >= -1 and fake.max() <= 1
-    assert task.d_inputs(fake, cond).shape[1] == cond.shape[1] + target.shape[1]
+    assert task.discriminator_input(fake, cond).shape[1] == cond.shape[1] + target.shape[1]
     assert task.d_forward(fake, cond, 0).dim() == 4  # PatchGAN: a map of patch logits
     extra, logs = task.extra_g_loss(fake, target, cond)
     assert torch.allclose(extra, 100 * (fake - target).abs().mean())

@@ -182,3 +182,11 @@ def test_class_conditional_sampling_takes_labels(tmp_path, capsys):
     assert np.array_equal(np.load(tmp_path / "sevens.npz")["arr_0"], sm.to_uint8(want))  # the labels reached G
     rc, _, err = _call(sm.main, capsys, f"ckpt={ckpt}", "n=20", "labels=12", f"out={tmp_path / 'bad.npz'}")
     assert rc == 2 and err.count("\n") == 1 and "labels=12" in err and not (tmp_path / "bad.npz").exists()
+
+
+def test_checkpoints_of_earlier_versions_map_renamed_task_arguments():
+    from gan_lab.checkpoints import hyperparameters
+
+    old = {"hyper_parameters": {"cond_shape": [1, 32, 32], "data_shape": [1, 32, 32]}}
+    assert hyperparameters(old) == {"condition_shape": [1, 32, 32], "data_shape": [1, 32, 32]}
+    assert hyperparameters({}) == {}

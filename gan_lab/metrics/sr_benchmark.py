@@ -80,12 +80,12 @@ def load_sr_generator(ckpt: str | Path):
 
     if not Path(ckpt).is_file():
         raise ConfigError(f"ckpt={str(ckpt)!r} does not exist; give an SR run's checkpoints/last.ckpt")
-    from gan_lab.checkpoints import load
+    from gan_lab.checkpoints import hyperparameters, load
     from gan_lab.config import check_checkpoint
 
     check_checkpoint(ckpt, key="ckpt")  # weights only: a file holding other Python objects is refused
     state = load(ckpt)
-    task = SuperResolutionTask(**{**state.get("hyper_parameters", {}), "init_from": None})
+    task = SuperResolutionTask(**{**hyperparameters(state), "init_from": None})
     task.load_state_dict(state["state_dict"])
     task.on_load_checkpoint(state)  # trick state (the EMA generator)
     return task.sampling_generator().eval()

@@ -1,7 +1,7 @@
 """The one adversarial training loop (manual optimization) that every adversarial task reuses.
 
 A task says only what is real, what is fake and what is extra:
-  `unpack(batch) -> (real, cond)`, `generate(cond, n) -> fake`, `d_inputs(x, cond)` (what D sees),
+  `unpack(batch) -> (real, cond)`, `generate(cond, n) -> fake`, `discriminator_input(x, cond)` (what D sees),
   `extra_g_loss(fake, real, cond) -> (loss or None, logs)`.
 Tricks plug into the named hooks of `gan_lab.tricks.base` and never into task code.
 
@@ -61,7 +61,7 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
         grad_clip: float | None = None,
         data_shape: tuple | list | None = None,
         name: str = "",
-        cond_shape: tuple | list | None = None,
+        condition_shape: tuple | list | None = None,
         adv_weight: float = 1.0,
         channels_last: bool = False,
         compile: bool = False,
@@ -74,7 +74,7 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
             name or type(self).__name__, channels_last, compile, data_shape
         )
         self.data_shape = tuple(data_shape) if data_shape is not None else None
-        self.cond_shape = tuple(cond_shape) if cond_shape is not None else None
+        self.condition_shape = tuple(condition_shape) if condition_shape is not None else None
         self.adv_loss = get_loss(loss)
         self.tricks = build_tricks(tricks, self.adv_loss)
         self.generator = build(generator, "model.generator", **self.generator_extra())
@@ -120,7 +120,7 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
     def generate(self, cond, n: int, generator=None):
         raise NotImplementedError
 
-    def d_inputs(self, x, cond):
+    def discriminator_input(self, x, cond):
         """The tensor D judges (conditional tasks concatenate the condition)."""
         return x
 
@@ -179,7 +179,7 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
         return out if isinstance(out, tuple) else (out, None)
 
     def _d_args(self, x, cond, step: int) -> tuple:
-        x = self.tricks.d_input(self.d_inputs(x, cond), step)
+        x = self.tricks.d_input(self.discriminator_input(x, cond), step)
         y = self.d_labels(cond)
         return (x,) if y is None else (x, self.tricks.d_labels(y, step))
 

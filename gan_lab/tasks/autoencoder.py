@@ -59,7 +59,7 @@ class AutoencoderTask(TaskDefaults, pl.LightningModule):
         n_grid: int = 64,
         data_shape: tuple | list | None = None,
         tricks: dict | None = None,
-        cond_shape: tuple | list | None = None,
+        condition_shape: tuple | list | None = None,
         name: str = "",
         channels_last: bool = False,
         compile: bool = False,

@@ -65,7 +65,7 @@ class ConditionalTask(AdversarialTask):
         self.content_weight = check_range("model", "content_weight", content_weight, 0.0)
         self.vgg_scale = check_range("model", "vgg_scale", vgg_scale, 0.0)
         self.n_panel = n_panel
-        if kwargs.get("cond_shape") is None:
+        if kwargs.get("condition_shape") is None:
             raise ConfigError(
                 f"model={kwargs.get('name') or type(self).__name__} needs paired data (batches of condition, target): "
                 "data=edges2digits, paired_folder, colorize or sr_folder"
@@ -79,10 +79,10 @@ class ConditionalTask(AdversarialTask):
         self._vgg = (vgg,)  # a tuple: frozen, kept out of the state dict and the checkpoints
 
     def generator_extra(self) -> dict:
-        return {"in_channels": self.cond_shape[0], "out_channels": self.data_shape[0], "size": self.data_shape[-1]}
+        return {"in_channels": self.condition_shape[0], "out_channels": self.data_shape[0], "size": self.data_shape[-1]}
 
     def discriminator_extra(self) -> dict:
-        c = self.data_shape[0] + (self.cond_shape[0] if self.d_sees_condition else 0)
+        c = self.data_shape[0] + (self.condition_shape[0] if self.d_sees_condition else 0)
         return {"in_channels": c}
 
     def unpack(self, batch):
@@ -92,7 +92,7 @@ class ConditionalTask(AdversarialTask):
     def generate(self, cond, n: int, generator=None):
         return (generator or self.generator)(cond)
 
-    def d_inputs(self, x, cond):
+    def discriminator_input(self, x, cond):
         if not self.d_sees_condition:
             return x
         if cond.shape[-2:] != x.shape[-2:]:
@@ -171,7 +171,7 @@ class SuperResolutionTask(ConditionalTask):
             self.load_generator(init_from)
 
     def generator_extra(self) -> dict:
-        return {"in_channels": self.cond_shape[0], "scale": self.scale}
+        return {"in_channels": self.condition_shape[0], "scale": self.scale}
 
     def load_generator(self, path: str) -> None:
         from pathlib import Path
@@ -259,7 +259,7 @@ class InpaintingTask(AdversarialTask):
         masked, mask = cond
         return mask * out + (1 - mask) * masked  # only the hole is generated
 
-    def d_inputs(self, x, cond):
+    def discriminator_input(self, x, cond):
         if self.d_on == "image":
             return x
         mask = cond[1]

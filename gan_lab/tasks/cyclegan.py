@@ -107,7 +107,7 @@ class CycleGANTask(AdversarialTask):
         **kwargs,
     ):
         name = kwargs.get("name") or "cyclegan"
-        if domains is None or kwargs.get("cond_shape") is None:
+        if domains is None or kwargs.get("condition_shape") is None:
             raise ConfigError(
                 f"model={name} needs unpaired data with two domains (data=digits2mnist or data=unpaired_folder "
                 "with trainA/ and trainB/); the selected data has one"
@@ -117,7 +117,7 @@ class CycleGANTask(AdversarialTask):
         self.pool_size = int(check_range("model", "pool_size", pool_size, 0, 10_000))
         self.n_eval = int(check_range("model", "n_eval", n_eval, 2))
         self.domains, self.n_panel = tuple(domains), int(n_panel)
-        cond, data = tuple(kwargs["cond_shape"]), tuple(kwargs.get("data_shape") or ())
+        cond, data = tuple(kwargs["condition_shape"]), tuple(kwargs.get("data_shape") or ())
         if cond != data:
             raise ConfigError(
                 f"model={name}: domain images differ in shape ({self.domains[0]} {cond}, {self.domains[1]} {data}); "
@@ -128,7 +128,7 @@ class CycleGANTask(AdversarialTask):
         self._baseline: dict[str, float] | None = None
 
     def generator_extra(self) -> dict:
-        return {"in_channels": self.cond_shape[0], "out_channels": self.data_shape[0], "size": self.data_shape[-1]}
+        return {"in_channels": self.condition_shape[0], "out_channels": self.data_shape[0], "size": self.data_shape[-1]}
 
     def discriminator_extra(self) -> dict:
         return {"in_channels": self.data_shape[0]}

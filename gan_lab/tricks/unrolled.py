@@ -113,7 +113,7 @@ def unroll(
 
 class _DOutputs(nn.Module):
     """`task.d_outputs` as a module call, so that `functional_call` can run it with other D parameters (the
-    task's own D input path: d_inputs, the D-input tricks, packing, class labels)."""
+    task's own D input path: discriminator_input, the D-input tricks, packing, class labels)."""
 
     def __init__(self, task):
         super().__init__()
