@@ -82,6 +82,34 @@ def test_projection_generator_has_class_batch_norm(tmp_path):
     assert not torch.allclose(out[0], ref[0]) and torch.allclose(out[1], ref[1])
 
 
+def test_spectral_norm_bounds_the_projection_embedding(tmp_path):
+    """trick=spectral_norm normalises the projection's class embedding too (SNEmbedID in Miyato & Koyama)."""
+    from torch.nn.utils import parametrize
+
+    _, task, _ = make(tmp_path, "model=dcgan", "model.conditional=projection", "trick=[spectral_norm]")
+    embed = task.discriminator.cond.embed
+    assert parametrize.is_parametrized(embed, "weight")
+    with torch.no_grad():
+        embed.parametrizations.weight.original.mul_(50.0)
+        for _ in range(30):  # power iterations run in training mode
+            w = embed.weight
+    assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_projection_loads_the_earlier_embedding_layout(tmp_path):
+    """Checkpoints of earlier versions stored the class embedding as classes x channels rows."""
+    _, task, _ = make(tmp_path, "model=dcgan", "model.conditional=projection")
+    x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 3, 7, 9])
+    d = task.discriminator.eval()
+    state = d.state_dict()
+    rows = state["cond.embed.weight"].t().contiguous()  # what nn.Embedding held: row y = class y
+    expected = d(x, y)
+    with torch.no_grad():
+        d.cond.embed.weight.zero_()
+    d.load_state_dict({**state, "cond.embed.weight": rows})
+    assert torch.allclose(d(x, y), expected)
+
+
 def test_unconditional_nets_keep_their_parameters(tmp_path):
     """conditional=null builds exactly the nets it built before (checkpoints stay loadable)."""
     _, plain, _ = make(tmp_path, "model=dcgan")

@@ -97,10 +97,19 @@ class DCondition(nn.Module):
         super().__init__()
         self.conditional, self.num_classes, self.slots, self.maps = conditional, num_classes, slots, maps
         if conditional == "projection":
-            self.embed = nn.Embedding(slots * num_classes, channels)
+            # The class embedding as a bias-free linear map of the one-hot label (row y of embed.weight.T), so
+            # trick=spectral_norm normalises it with the rest of D, as SNEmbedID in Miyato & Koyama's code.
+            self.embed = nn.Linear(slots * num_classes, channels, bias=False)
             nn.init.xavier_uniform_(self.embed.weight)
+            self._register_load_state_dict_pre_hook(self._embedding_layout)
         elif conditional == "acgan":
             self.aux = nn.Linear(flat, slots * num_classes)
+
+    def _embedding_layout(self, state_dict, prefix, *args) -> None:
+        """Checkpoints of earlier versions hold the projection embedding as nn.Embedding rows (classes x channels)."""
+        w, rows = state_dict.get(prefix + "embed.weight"), self.embed.in_features
+        if w is not None and w.dim() == 2 and w.shape[0] == rows != w.shape[1]:
+            state_dict[prefix + "embed.weight"] = w.t()
 
     @staticmethod
     def extra_inputs(conditional: str | None, num_classes: int, slots: int) -> int:
@@ -118,7 +127,7 @@ class DCondition(nn.Module):
     def output(self, out: torch.Tensor, h: torch.Tensor, y: torch.Tensor):
         if self.conditional == "projection":
             pooled = h.sum(dim=tuple(range(2, h.dim()))) if h.dim() > 2 else h
-            e = self.embed(slot_labels(y, self.num_classes)).sum(1)
+            e = self.embed(one_hot(y, self.num_classes, self.slots))
             return out + (e * pooled).sum(1, keepdim=True)
         if self.conditional == "acgan":
             return out, self.aux(h.flatten(1))
