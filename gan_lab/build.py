@@ -27,6 +27,10 @@ def build_data_and_task(cfg):
     trainer (`gan_lab.train.build_objects`); evaluation and sampling use these two alone."""
     import pytorch_lightning as pl
 
+    if cfg.get("seeds") is not None:  # seed-parallel: the members built one by one, then stacked
+        from gan_lab.ensemble import build_seed_parallel
+
+        return build_seed_parallel(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build(container(cfg.data), "data")
     dm.setup("fit")

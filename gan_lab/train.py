@@ -89,6 +89,9 @@ def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
             if key in spec:
                 spec[key] = _in_run_dir(spec[key], run_dir)
         callbacks.append(build(spec, f"callbacks.{name}"))
+    from gan_lab.ensemble import member_callbacks
+
+    callbacks = member_callbacks(callbacks, task, run_dir, cfg, ckpt)  # seeds=: samples and metrics per member
     loggers = [history_logger(run_dir, ckpt)]  # metrics.csv: always-on history
     for name, spec in (_container(cfg.get("logger")) or {}).items():
         if spec is None:
@@ -392,6 +395,9 @@ def train(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = N
         raise
     finally:
         metrics = {**final_metrics(task, trainer, status, error, t0), **extra}
+        from gan_lab.ensemble import write_members
+
+        write_members(task, run_dir, metrics)  # seeds=: <run dir>/seed<k>/metrics.json
         write_metrics(run_dir, metrics)
         _finish_wandb()
         if lock is not None:
