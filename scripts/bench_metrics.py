@@ -18,7 +18,9 @@ RGB inputs resized to 299 x 299 with the legacy TensorFlow resize, batches of 50
 available, on a CUDA GPU; with the real weights when they are found (gan_lab.metrics.inception), else a
 randomly initialised network of the same architecture (the same speed). (2) FID + KID (100 subsets of
 1000) + IS (10 splits) + precision/recall/density/coverage on 10k vs 10k given 2048-d features (and
-1008 logits): target under 10 s.
+1008 logits): target under 10 s. KID and PRDC are timed together: they share one set of Gram passes
+(`gan_lab.metrics.pairwise`), as in `compute_metrics`. Then the same for a later evaluation of a run, whose
+reference statistics, k-NN distances and KID sums are cached. Peak memory (resident set) is printed.
 """
 
 from __future__ import annotations
@@ -86,11 +88,18 @@ def inception_speed(device: str, n: int) -> float:
     return n / wall
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def inception_metrics(n: int) -> int:
     """FID + KID + IS + PRDC on n vs n given 2048-d features; returns 0 when under TARGET_S."""
     from gan_lab.metrics import fid as fid_mod
     from gan_lab.metrics.inception_score import inception_score
-    from gan_lab.metrics.prdc import prdc
+    from gan_lab.metrics.pairwise import KidSpec, PrdcSpec, kid_prdc
 
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(2048, 2048, generator=g) / 2048**0.5
@@ -98,15 +107,28 @@ def inception_metrics(n: int) -> int:
     f_fake = (1.1 * torch.randn(n, 2048, generator=g) @ mix).relu()
     logits = 3 * torch.randn(n, 1008, generator=g)
     rows: list[tuple[str, float]] = []
-    print(f"FID + KID + IS + PRDC on {n} vs {n} given 2048-d features:")
-    timed("FID", lambda: fid_mod.fid(f_real, f_fake), rows)
-    timed("KID (100 subsets of 1000)", lambda: fid_mod.kid(f_real, f_fake, 100, 1000), rows)
+    memo: dict = {}  # what a RealStats keeps with the reference features (k-NN distances, KID's real sums)
+    print(f"FID + KID + IS + PRDC on {n} vs {n} given 2048-d features (peak memory before: {peak_rss_mb():.0f} MB):")
+    timed("FID (both means and covariances, float64)", lambda: fid_mod.fid(f_real, f_fake), rows)
     timed("IS (10 splits, 1008 logits)", lambda: inception_score(logits), rows)
-    timed("precision/recall k=3 + density/coverage k=5 (k-NN radii included)",
-          lambda: prdc(f_real, f_fake, 3, 5), rows)  # fmt: skip
+    out = timed("KID (100 subsets of 1000) + precision/recall k=3 + density/coverage k=5",
+                lambda: kid_prdc(f_real, f_fake, KidSpec(100, 1000), PrdcSpec(3, 5), cache=memo), rows)  # fmt: skip
+    kid_mean = float(out["kid"].mean())
+    print(f"    kid {kid_mean:.6f}  precision {out['precision']:.4f}  recall {out['recall']:.4f}  "
+          f"density {out['density']:.4f}  coverage {out['coverage']:.4f}")  # fmt: skip
     total, cpu = sum(t for _, t in rows), sum(CPU[k] for k, _ in rows)
     ok = total < TARGET_S
-    print(f"total {total:.2f} s wall, {cpu:.2f} s CPU (target < {TARGET_S:.0f} s) {'OK' if ok else 'ABOVE TARGET'}")
+    print(f"total {total:.2f} s wall, {cpu:.2f} s CPU (target < {TARGET_S:.0f} s) {'OK' if ok else 'ABOVE TARGET'}; "
+          f"peak memory {peak_rss_mb():.0f} MB")  # fmt: skip
+    print("a later evaluation of the same run (reference mean/covariance, k-NN distances and KID sums cached):")
+    mu, sigma = fid_mod.gaussian(f_real)
+    later: list[tuple[str, float]] = []
+    timed("FID (generated covariance + Frechet distance)",
+          lambda: fid_mod.frechet_distance(mu, sigma, *fid_mod.gaussian(f_fake)), later)  # fmt: skip
+    timed("IS", lambda: inception_score(logits), later)
+    timed("KID + PRDC (fake-fake and fake-real Gram passes)",
+          lambda: kid_prdc(f_real, f_fake, KidSpec(100, 1000), PrdcSpec(3, 5), cache=memo), later)  # fmt: skip
+    print(f"total {sum(t for _, t in later):.2f} s wall, {sum(CPU[k] for k, _ in later):.2f} s CPU")
     return 0 if ok else 1
 
 

@@ -6,7 +6,8 @@ from torchmetrics.image.kid import poly_mmd
 
 from gan_lab.metrics import fid as fid_mod
 from gan_lab.metrics.features import embed, heldout_data, load_feature_net
-from gan_lab.metrics.fid import fid, kid, poly_mmd_batched, real_stats
+from gan_lab.metrics.fid import fid, kid, real_stats
+from gan_lab.metrics.pairwise import KidSpec, kid_prdc, kid_subsets
 
 
 def _fid_numpy(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,10 +47,13 @@ def test_kid_matches_torchmetrics_and_is_seeded():
     mean, std = kid(a, b, subsets=1, subset_size=300)
     assert mean == pytest.approx(float(poly_mmd(a.double(), b.double())), rel=1e-4)
     assert std is None  # every subset is the whole of both sets: the spread is undefined, not 0
-    xs, ys = torch.stack([a[:100], a[100:200]]), torch.stack([b[:100], b[200:]])
-    batched = poly_mmd_batched(xs, ys)
-    for i in range(2):
-        assert float(batched[i]) == pytest.approx(float(poly_mmd(xs[i].double(), ys[i].double())), rel=1e-4)
+    # every subset's value (from Gram tiles smaller than the sets) is poly_mmd of that subset's features
+    spec = KidSpec(subsets=7, size=100, seed=3, batch=3)
+    values = kid_prdc(a, b[:250], kid=spec, tile=64)["kid"]
+    ir, jf = kid_subsets(300, 250, spec)
+    for i in range(7):
+        want = float(poly_mmd(a[ir[i]].double(), b[:250][jf[i]].double()))
+        assert float(values[i]) == pytest.approx(want, rel=1e-4)
     assert kid(a, b, 20, 100, seed=1) == kid(a, b, 20, 100, seed=1)
     assert kid(a, b, 20, 100, seed=1) != kid(a, b, 20, 100, seed=2)
 

@@ -84,6 +84,9 @@ class InMemoryDataModule(pl.LightningDataModule):
     """
 
     is_image = True
+    # Which tensor of a batch holds the data a generator produces, what metrics call "the real images": 0 for
+    # x and (x, y) batches; modules whose batches are (condition, target) set the target's index.
+    real_index = 0
 
     def __init__(
         self,
@@ -164,6 +167,11 @@ class InMemoryDataModule(pl.LightningDataModule):
         if split not in ("train", "val"):
             raise ConfigError(f"split={split!r} is not known; allowed train, val")
         return self._train if split == "train" else self._val
+
+    def real_images(self, split: str = "train") -> torch.Tensor:
+        """The data of `split` a generator's samples are compared with: tensor `real_index` of the split (the
+        target of paired data, never its condition)."""
+        return self.split_tensors(split)[self.real_index]
 
 
 def split_train_val(tensors, val_fraction: float, seed: int):

@@ -7,7 +7,8 @@
 
 Also the image-file helpers the other image data modules share (`list_images`, `read_image`,
 `load_photos`, `random_patches`). Besides `shape` (the target sample), the modules set
-`condition_shape` (one condition sample).
+`condition_shape` (one condition sample) and `real_index = 1`: the target is what metrics compare a
+generator's outputs with (`real_images(split)`).
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ def edge_map(x: torch.Tensor, kind: str = "sobel") -> torch.Tensor:
 class Edges2DigitsDataModule(InMemoryDataModule):
     """Batches are (edge map, digit), both 1 x size x size in [-1, 1]. Canny takes ~5 s at load."""
 
+    real_index = 1  # metrics compare outputs with the digits, not the edge maps
+
     def __init__(self, size: int = 32, edge: str = "sobel", **kw):
         super().__init__(name="edges2digits", **kw)
         check_range("data.edges2digits", "size", size, 8, 256)
@@ -177,6 +180,8 @@ class PairedFolderDataModule(InMemoryDataModule):
     `val_split=None` (or "") splits the training folder by `val_fraction` instead of reading a folder.
     Images are held as float32: 256 x 256 pairs take 1.5 MB each.
     """
+
+    real_index = 1  # metrics compare outputs with the targets, not the inputs
 
     def __init__(
         self,
@@ -218,6 +223,8 @@ class ColorizeDataModule(InMemoryDataModule):
     """Batches are (grey 1 x patch x patch, colour 3 x patch x patch) in [-1, 1]: `n_patches` random
     crops (seeded by `patch_seed`) of the scikit-image photos (source="skimage") or of the images of
     the folder `source` (e.g. a folder of BSD68 photos), split by `val_fraction`."""
+
+    real_index = 1  # metrics compare outputs with the colour patches, not the grey inputs
 
     def __init__(
         self,

@@ -142,6 +142,8 @@ class SRFolderDataModule(InMemoryDataModule):
     round(n_patches * val_fraction) (at least 1) crops of the images of that folder.
     """
 
+    real_index = 1  # metrics compare outputs with the HR patches, not the LR inputs
+
     def __init__(
         self,
         root: str = "skimage",

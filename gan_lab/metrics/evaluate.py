@@ -21,8 +21,9 @@ and under `$GAN_LAB_CACHE/real_stats`; `protocol["reference_cache"]` says where 
 
 Images are scored as 8-bit images (quantised like saved PNGs), so the numbers of a checkpoint and of the
 images `gan-lab sample` writes from it are the same. The reference is the first `n_real` images of the
-data's train split (default up to 10,000; the split is already shuffled), an image folder or a pytorch-fid
-statistics file (FID only).
+data's train split (default up to 10,000; the split is already shuffled): the data module's `real_images`,
+i.e. the targets of paired data (pix2pix, colourisation, SR), never their conditions; an image folder or a
+pytorch-fid statistics file (FID only).
 
 FID, KID and IS are also returned under protocol-carrying keys, `<metric>/<feature net>/<n generated>`
 (e.g. `fid/inception/50000`), so numbers of different protocols never mix in a logger or a table.
@@ -38,7 +39,7 @@ import torch
 from gan_lab.errors import ConfigError
 from gan_lab.metrics import registry
 from gan_lab.metrics.features import embed, load_feature_net
-from gan_lab.metrics.fid import RealStats, fid, frechet_distance, gaussian, kid, load_stats, real_stats
+from gan_lab.metrics.fid import RealStats, fid, frechet_distance, gaussian, load_stats, real_stats
 from gan_lab.metrics.inception_score import inception_score
 from gan_lab.metrics.mode_collapse import (
     class_kl,
@@ -49,7 +50,7 @@ from gan_lab.metrics.mode_collapse import (
     ndb_bins,
     stacked_modes,
 )
-from gan_lab.metrics.prdc import knn_sq, prdc
+from gan_lab.metrics.pairwise import KidSpec, PrdcSpec, kid_prdc, kid_summary
 from gan_lab.metrics.registry import MetricContext, register_metric
 
 DEFAULT_NET = {"digits": "digits", "mnist": "mnist", "stacked_digits": "digits", "stacked_mnist": "mnist"}
@@ -138,7 +139,7 @@ def compute_metrics(
     if kind == "stacked" and net_name not in DEFAULT_NET.values():
         kind = "images"  # stacked digits through a 3-channel net are plain images
     if reference is None:
-        real = datamodule.split_tensors(split)[0]
+        real = datamodule.real_images(split)  # the target of paired data, never its condition
         reference = Reference.of_images(real[: min(len(real), n_real or DEFAULT_N_REAL)], name, split)
     return score(samples, reference, feature_net=net_name, kind=kind, datamodule=datamodule, **kw)
 
@@ -245,11 +246,29 @@ def _fid(ctx: MetricContext) -> dict[str, float]:
     return {"fid": frechet_distance(ctx.real.mu, ctx.real.sigma, *gaussian(ctx.fake_features))}
 
 
+def _pairwise(ctx: MetricContext) -> dict:
+    """KID's per-subset values and precision/recall/density/coverage from one set of Gram passes
+    (`gan_lab.metrics.pairwise`), computed once for whichever of `kid` and `prdc` this run selected; the
+    reference's k-NN distances and KID sums are kept with its features for the next evaluation."""
+    if "pairwise" not in ctx.shared:
+        f_real, p = ctx.real.features, ctx.params
+        kid_spec = prdc_spec = None
+        if "kid" in ctx.selected:
+            kid_spec = KidSpec(p["kid_subsets"], min(p["kid_subset_size"], len(f_real), ctx.n))
+        enough = ctx.n > p["pr_k"] and len(f_real) > max(p["pr_k"], p["dc_k"])
+        if "prdc" in ctx.selected and ctx.kind == "images" and enough:
+            prdc_spec = PrdcSpec(p["pr_k"], p["dc_k"])
+        ctx.shared["pairwise"] = kid_prdc(f_real, ctx.fake_features, kid_spec, prdc_spec, cache=ctx.real.memo)
+    return ctx.shared["pairwise"]
+
+
 @register_metric("kid", kinds=("images", "stacked"), needs=("real_features",))
 def _kid(ctx: MetricContext) -> dict[str, float]:
     f_real, p = ctx.real.features, ctx.params
     size = min(p["kid_subset_size"], len(f_real), ctx.n)
-    mean, std = kid(f_real, ctx.fake_features, p["kid_subsets"], size)
+    if size < 2:
+        raise ValueError("FID/KID need at least 2 real and 2 fake feature vectors")
+    mean, std = kid_summary(_pairwise(ctx)["kid"], size, len(f_real), ctx.n)
     ctx.protocol.update(kid_subsets=p["kid_subsets"], kid_subset_size=size)
     if size < p["kid_subset_size"]:
         ctx.protocol["kid_subset_size_capped"] = f"{p['kid_subset_size']} requested, capped to the smaller set"
@@ -291,8 +310,8 @@ def _prdc(ctx: MetricContext) -> dict[str, float]:
     if ctx.n <= pr_k or len(f_real) <= kmax:
         ctx.protocol["prdc_skipped"] = f"needs more than {pr_k} generated and {kmax} reference samples"
         return {}
-    real_knn = ctx.real.derived(("knn_sq64", kmax), lambda: knn_sq(f_real, kmax))
-    return prdc(f_real, ctx.fake_features, k_pr=pr_k, k_dc=dc_k, real_knn=real_knn)
+    out = _pairwise(ctx)
+    return {k: out[k] for k in ("precision", "recall", "density", "coverage")}
 
 
 @register_metric("ndb", kinds=("images",), needs=("real_features",))

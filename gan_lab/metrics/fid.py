@@ -7,9 +7,10 @@ FID is the Frechet distance of the Gaussians fitted to the two feature sets (flo
 with ddof 1, as pytorch-fid; tr sqrt(S1 S2) from symmetric eigendecompositions, see `frechet_distance`), computed
 from statistics so that a pytorch-fid statistics file (`.npz` with `mu`, `sigma`: `save_stats` /
 `load_stats`) can stand in for the reference. KID is torchmetrics' polynomial-kernel MMD
-estimator (degree 3, gamma 1/D, coef 1; `poly_mmd`) batched over subsets in float32 with float64 sums
-(~3x faster; tests check it against `poly_mmd`), on random subsets drawn with a seeded generator, so
-the value is reproducible.
+estimator (degree 3, gamma 1/D, coef 1; `poly_mmd`) on random subsets drawn with a seeded generator, so
+the value is reproducible; the kernel values come from the Gram tiles of `gan_lab.metrics.pairwise`
+(float32 kernels, float64 sums; tests check it against `poly_mmd`), shared with precision/recall when both
+are computed.
 
 Real features are memoised in-process and on disk under `$GAN_LAB_CACHE` (default ~/.cache/gan_lab),
 keyed by (feature net version, dataset, split, n) plus a fingerprint of the images, so a change in
@@ -32,6 +33,7 @@ from torch import nn
 
 from gan_lab.errors import ConfigError
 from gan_lab.metrics.features import embed
+from gan_lab.metrics.pairwise import KidSpec, kid_prdc, kid_summary
 
 _MEMO: OrderedDict[tuple, RealStats] = OrderedDict()
 _MEMO_SIZE = 8
@@ -88,22 +90,6 @@ def fid(feat_real: torch.Tensor, feat_fake: torch.Tensor) -> float:
     return frechet_distance(*gaussian(feat_real), *gaussian(feat_fake))
 
 
-def poly_mmd_batched(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """Unbiased MMD^2 with k(a, b) = (a.b / D + 1)^3 for each of S pairs of m x D sets (S x m x D inputs).
-
-    Same estimator as torchmetrics' `poly_mmd` (tested against it), batched over subsets; kernels in the
-    input dtype, their sums in float64.
-    """
-    m, gamma = xs.shape[1], 1.0 / xs.shape[2]
-
-    def ksum(p, q, diag):
-        k = torch.baddbmm(torch.ones((), dtype=p.dtype), p, q.transpose(1, 2), alpha=gamma).pow_(3)
-        s = k.sum((1, 2), dtype=torch.float64)
-        return s - k.diagonal(dim1=1, dim2=2).sum(1, dtype=torch.float64) if diag else s
-
-    return (ksum(xs, xs, True) + ksum(ys, ys, True)) / (m * (m - 1)) - 2 * ksum(xs, ys, False) / m**2
-
-
 def kid(
     feat_real: torch.Tensor,
     feat_fake: torch.Tensor,
@@ -119,18 +105,8 @@ def kid(
     """
     _check(feat_real, feat_fake)
     size = min(subset_size, len(feat_real), len(feat_fake))
-    g = torch.Generator().manual_seed(seed)
-    fr, ff = feat_real.float(), feat_fake.float()
-    vals = []
-    for s in range(0, subsets, batch):
-        nb = min(batch, subsets - s)
-        ir = torch.stack([torch.randperm(len(fr), generator=g)[:size] for _ in range(nb)])
-        jf = torch.stack([torch.randperm(len(ff), generator=g)[:size] for _ in range(nb)])
-        vals.append(poly_mmd_batched(fr[ir], ff[jf]))
-    v = torch.cat(vals)
-    if size == len(fr) == len(ff):
-        return float(v.mean()), None
-    return float(v.mean()), float(v.std(unbiased=False))
+    values = kid_prdc(feat_real, feat_fake, kid=KidSpec(subsets, size, seed, batch))["kid"]
+    return kid_summary(values, size, len(feat_real), len(feat_fake))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,13 +137,13 @@ class RealStats:
     sigma: torch.Tensor
     key: tuple
     source: str = "computed"  # where this call got the features: "computed", "disk" or "memory" (in-process)
-    _derived: dict = field(default_factory=dict, repr=False)
+    memo: dict = field(default_factory=dict, repr=False)  # in-process quantities derived from the features
 
     def derived(self, name: Any, compute):
-        """In-process memo of quantities derived from the features (k-NN radii, NDB bins)."""
-        if name not in self._derived:
-            self._derived[name] = compute()
-        return self._derived[name]
+        """In-process memo of quantities derived from the features (k-NN radii, NDB bins, KID's real sums)."""
+        if name not in self.memo:
+            self.memo[name] = compute()
+        return self.memo[name]
 
 
 def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images: torch.Tensor) -> RealStats:

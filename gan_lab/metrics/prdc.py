@@ -8,15 +8,15 @@ real features r_1..r_N and fake features f_1..f_M:
     density   = 1/(kM) sum_j sum_i 1[ |f_j - r_i| <= NND_k(r_i) ]
     coverage  = 1/N  sum_i  1[ min_j |r_i - f_j| <= NND_k(r_i) ]
 
-Vectorised over row chunks (memory O(chunk x N)); one pass over the real-fake distances serves all four
-numbers. Squared distances are compared with squared radii (same order, no square roots).
+All four numbers and the k-NN radii come from the tiled float32 Gram passes of `gan_lab.metrics.pairwise`
+(shared with KID when both are computed), one pass over each pair of sets, memory O(tile^2) per step.
+Squared distances are compared with squared radii (same order, no square roots).
 
-Precision of the decisions: every comparison and every radius is that of float64 distances. The features
-are first centred on the real features' mean (in float64; distances do not change), so a float32 matrix
-product per chunk screens the pairs accurately and fast; the few pairs within a margin of a radius
-(1e-4 x (|a|^2 + |b|^2) of the centred features, far above float32's rounding of the product) and the k
-nearest neighbours behind each radius are recomputed exactly in float64 as |a - b|^2. (With float32
-alone a sample near a ball's boundary flips for features of large norm.)
+Precision of the decisions: every comparison and every radius is that of float64 distances (the sum of
+squared differences of the features centred on the real mean, in float64). A float32 distance decides only
+where it is further from the radius than its proven rounding bound, (D + 16) 2^-24 (|a|^2 + |b|^2); the
+pairs within the bound and the k nearest neighbours behind each radius are recomputed in float64 (see
+`pairwise`). (With float32 alone a sample near a ball's boundary flips for features of large norm.)
 
 Boundary rule: a point at distance exactly equal to a radius is inside the ball (<=, as NVlabs'
 precision/recall code); the prdc package uses < and differs only for ties, e.g. duplicated points.
@@ -26,75 +26,16 @@ from __future__ import annotations
 
 import torch
 
-MARGIN = 1e-4  # relative band around a radius inside which a float32 distance is recomputed in float64
-EXTRA = 4  # neighbour candidates beyond k+1 re-ranked in float64
+from gan_lab.metrics.pairwise import TILE, PrdcSpec, kid_prdc
+from gan_lab.metrics.pairwise import knn_sq as knn_sq
 
 
-def sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """|a_i - b_j|^2 for all pairs, from one matrix product (clamped at 0), in the inputs' dtype."""
-    d = torch.addmm((a * a).sum(1, keepdim=True), a, b.T, alpha=-2)
-    return d.add_((b * b).sum(1)).clamp_min_(0)
-
-
-def exact_sq(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor, block: int = 8192) -> torch.Tensor:
-    """float64 |a_i - b_j|^2 for the index pairs (i, j), as the sum of squared differences."""
-    out = torch.empty(len(i), dtype=torch.float64)
-    for s in range(0, len(i), block):
-        out[s : s + block] = (a[i[s : s + block]].double() - b[j[s : s + block]].double()).pow_(2).sum(1)
-    return out
-
-
-def _le(d: torch.Tensor, r: torch.Tensor, margin: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact (float64) |a_i - b_j|^2 <= r_ij for a chunk of float32 distances d: decided in float32 outside
-    the band |d - r| <= margin (float32 rounding is far below the margin there), recomputed in float64
-    inside it. `r`: float64 squared radii broadcasting to d; `a`, `b`: the float64 features."""
-    gap = d - r.float()
-    out = gap <= 0
-    i, j = (gap.abs_() <= margin).nonzero(as_tuple=True)
-    if len(i):
-        out[i, j] = exact_sq(a, b, i, j) <= r.expand_as(d)[i, j]
-    return out
-
-
-def centred(x: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(float32, float64) copies of x - mean, the subtraction in float64."""
-    x64 = x.double() - mean
-    return x64.float(), x64
-
-
-def knn_sq(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
-    """N x (k+1) smallest squared distances (float64) of each row of x to the rows of x (column 0: itself)."""
-    if not 1 <= k < len(x):
-        raise ValueError(f"k={k} needs at least k+1 points, got {len(x)}")
-    x32, x64 = centred(x, x.double().mean(0))
-    m = min(len(x), k + 1 + EXTRA)
-    out = []
-    for s in range(0, len(x), chunk):
-        cand = sq_dists(x32[s : s + chunk], x32).topk(m, dim=1, largest=False).indices  # c x m
-        rows = torch.arange(s, s + len(cand))[:, None].expand_as(cand)
-        exact = exact_sq(x64, x64, rows.reshape(-1), cand.reshape(-1)).view(cand.shape)
-        out.append(exact.sort(1).values[:, : k + 1])
-    return torch.cat(out)
-
-
-def knn_radii(x: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+def knn_radii(x: torch.Tensor, k: int, chunk: int = TILE) -> torch.Tensor:
     """Distance of each row of x to its k-th nearest other row."""
     return knn_sq(x, k, chunk)[:, k].sqrt()
 
 
-@torch.no_grad()
-def prdc(
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    k_pr: int = 3,
-    k_dc: int = 5,
-    chunk: int = 1024,
-    real_knn: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """{'precision', 'recall' (k=k_pr), 'density', 'coverage' (k=k_dc)} of N x D real vs M x D fake features.
-
-    `real_knn`: optional precomputed `knn_sq(real, max(k_pr, k_dc))`, to reuse across calls.
-    """
+def check(real: torch.Tensor, fake: torch.Tensor, k_pr: int, k_dc: int) -> None:
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"features must be N x D with the same D, got {tuple(real.shape)} and {tuple(fake.shape)}")
     kmax = max(k_pr, k_dc)
@@ -103,32 +44,26 @@ def prdc(
             f"precision/recall/density/coverage need more than {kmax} real and {k_pr} fake points, "
             f"got {len(real)} and {len(fake)}"
         )
-    mean = real.double().mean(0)
-    (real, real64), (fake, fake64) = centred(real, mean), centred(fake, mean)
-    if real_knn is None or real_knn.shape != (len(real), kmax + 1) or real_knn.dtype != torch.float64:
-        real_knn = knn_sq(real, kmax, chunk)
-    r_pr, r_dc = real_knn[:, k_pr], real_knn[:, k_dc]
-    f_pr = knn_sq(fake, k_pr, chunk)[:, k_pr]
-    n_real, n_fake = real.pow(2).sum(1), fake.pow(2).sum(1)
-    precise = torch.zeros(len(fake), dtype=torch.bool)
-    dense = torch.zeros(len(fake), dtype=torch.long)
-    recalled = torch.zeros(len(real), dtype=torch.bool)
-    covered = torch.zeros(len(real), dtype=torch.bool)
-    for j in range(0, len(fake), chunk):
-        f64 = fake64[j : j + chunk]
-        d = sq_dists(fake[j : j + chunk], real)  # c x N, float32
-        margin = torch.add(n_fake[j : j + chunk, None], n_real[None, :]).mul_(MARGIN)
-        precise[j : j + chunk] = _le(d, r_pr[None, :], margin, f64, real64).any(1)
-        in_dc = _le(d, r_dc[None, :], margin, f64, real64)
-        dense[j : j + chunk] = in_dc.sum(1)
-        covered |= in_dc.any(0)
-        recalled |= _le(d, f_pr[j : j + chunk, None], margin, f64, real64).any(0)
-    return {
-        "precision": precise.double().mean().item(),
-        "recall": recalled.double().mean().item(),
-        "density": dense.double().sum().item() / (k_dc * len(fake)),
-        "coverage": covered.double().mean().item(),
-    }
+
+
+def prdc(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    k_pr: int = 3,
+    k_dc: int = 5,
+    chunk: int = TILE,
+    real_knn: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """{'precision', 'recall' (k=k_pr), 'density', 'coverage' (k=k_dc)} of N x D real vs M x D fake features.
+
+    `chunk`: the Gram tile size. `real_knn`: optional precomputed `knn_sq(real, max(k_pr, k_dc))`, to reuse
+    across calls.
+    """
+    check(real, fake, k_pr, k_dc)
+    cache = {}
+    if real_knn is not None and real_knn.dtype == torch.float64:
+        cache[("knn64", max(k_pr, k_dc))] = real_knn
+    return kid_prdc(real, fake, prdc=PrdcSpec(k_pr, k_dc), tile=chunk, cache=cache)
 
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:

@@ -59,6 +59,8 @@ class MetricContext:
     labels: torch.Tensor | None = None  # class labels of the samples (class-conditional generation)
     params: dict = field(default_factory=dict)  # kid_subsets, kid_subset_size, pr_k, dc_k, ndb_k, ...
     protocol: dict = field(default_factory=dict)  # metrics add the settings that define their numbers
+    selected: tuple[str, ...] = ()  # the metrics this run computes (set by `run`): work they share is done once
+    shared: dict = field(default_factory=dict)  # results computed once for several metrics (KID + PRDC)
 
     @property
     def n(self) -> int:
@@ -176,6 +178,7 @@ def run(names: Sequence[str] | None, ctx: MetricContext) -> dict[str, float]:
     """Run the selected metrics on `ctx`; returns their numbers, fills ctx.protocol (incl. "metrics")."""
     out: dict[str, float] = {}
     chosen = select(names, ctx)
+    ctx.selected = tuple(m.name for m in chosen)
     for metric in chosen:
         out.update(metric.fn(ctx))
     ctx.protocol["metrics"] = [m.name for m in chosen]

@@ -1,0 +1,335 @@
+"""KID and precision/recall/density/coverage from ONE set of Gram matrices of the real and generated features.
+
+    out = kid_prdc(real, fake, kid=KidSpec(subsets=100, size=1000), prdc=PrdcSpec(k_pr=3, k_dc=5))
+    out["kid"]                       # per-subset unbiased MMD^2 (S values)
+    out["precision"], out["recall"], out["density"], out["coverage"]
+
+Both metrics are functions of the pairwise dot products: KID's polynomial kernel k(a, b) = (a.b / D + 1)^3 and
+PRDC's squared distances |a|^2 + |b|^2 - 2 a.b. Three passes over float32 Gram tiles (`tile` x `tile`) compute
+each product once and feed every consumer from it: real-real and fake-fake (symmetric: only the tiles on and
+above the diagonal) and fake-real. No N x M matrix is ever held: the peak is a few tiles.
+
+- KID: the kernel of the pairs of each random subset, gathered from the tile, summed in float64 per subset
+  (float32 kernel values, as torchmetrics-style batching; within 1e-4 of its float64 `poly_mmd`, tested).
+- k nearest neighbours (the radii): each row keeps its k + 1 + EXTRA smallest float32 distances, re-ranked
+  exactly in float64 at the end.
+- Ball tests (fake-real pass, with the radii of the first two).
+
+For 10k vs 10k 2048-d features that is 2.1 products of 10k x 10k x 2048 (~4.3e11 multiply-adds) instead of
+the 6 that KID (3 x 100 subsets of 1000^2 pairs) and PRDC (3 full distance matrices) take separately.
+
+Exactness. Features are centred on the real mean in float64 (distances do not change). The float32 squared
+distance differs from the float64 one (the sum of squared differences of the float64 centred features) by at
+most e(a, b) = (D + 16) 2^-24 (|a|^2 + |b|^2): the rounding bound of a float32 dot product in any summation
+order, gamma_D sum |a_i b_i| <= D 2^-24 (|a|^2 + |b|^2) / 2, doubled, plus the roundings of the inputs, norms
+and sums. Hence:
+- a ball test d <= r is decided in float32 when |d32 - r| > e(a, b) + 2^-23 r, and recomputed in float64
+  otherwise, so every decision is that of the float64 distance (boundary rule <=);
+- k-NN: every point whose float64 distance can be among the k + 1 smallest has a float32 distance
+  <= t + E + e(a, b), with t the (k+1)-th smallest float32 distance and E the largest bound among those k + 1.
+  When the largest distance a row keeps is above that for every point (the usual case), the float64
+  distances of the kept points within it hold the exact k + 1 smallest; a row where it is not (more than
+  EXTRA points crowd the boundary) is recomputed in float64 in full.
+Float32 products run at "highest" precision (no TF32/bf16 products a user may have enabled elsewhere).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+U = 2.0**-24  # float32 unit roundoff
+SLACK = 16  # roundings beyond the dot product's, in units of U (|a|^2 + |b|^2)
+EXTRA = 8  # k-NN candidates kept per row beyond k + 1
+TILE = 1024
+
+
+@dataclass(frozen=True)
+class KidSpec:
+    """KID's protocol: `subsets` random subsets of `size` of each set (without replacement within a subset),
+    drawn from a generator seeded with `seed`, `batch` subsets of real then of fake indices at a time."""
+
+    subsets: int = 100
+    size: int = 1000
+    seed: int = 0
+    batch: int = 10
+
+
+@dataclass(frozen=True)
+class PrdcSpec:
+    k_pr: int = 3  # precision/recall
+    k_dc: int = 5  # density/coverage
+
+
+@contextmanager
+def highest_precision():
+    """float32 matrix products in full float32 (the error bound above assumes it)."""
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
+class Centred:
+    """x - mean in float64 and float32, squared norms (float32 of the float64 value) and each point's part of the
+    distance error bound, e(a, b) = bound[a] + bound[b]."""
+
+    def __init__(self, x: torch.Tensor, mean: torch.Tensor):
+        self.x64 = x.double() - mean
+        self.x32 = self.x64.float()
+        sq = self.x64.square().sum(1)
+        self.sq = sq.float()
+        self.bound = (sq * ((x.shape[1] + SLACK) * U)).float()
+        self.n = len(x)
+
+
+def exact_sq(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor, block: int = 2048) -> torch.Tensor:
+    """float64 |a_i - b_j|^2 for the index pairs (i, j), as the sum of squared differences."""
+    out = torch.empty(len(i), dtype=torch.float64)
+    for s in range(0, len(i), block):
+        out[s : s + block] = (a[i[s : s + block]] - b[j[s : s + block]]).pow_(2).sum(1)
+    return out
+
+
+def _tiles(n: int, m: int, tile: int, symmetric: bool):
+    for i in range(0, n, tile):
+        for j in range(i if symmetric else 0, m, tile):
+            yield i, min(i + tile, n), j, min(j + tile, m)
+
+
+class _Knn:
+    """Running k + 1 + EXTRA smallest float32 distances (and their columns) of each row; `exact()` re-ranks."""
+
+    def __init__(self, n: int, k: int):
+        if not 1 <= k < n:
+            raise ValueError(f"k={k} needs at least k+1 points, got {n}")
+        self.k, self.m = k, min(n, k + 1 + EXTRA)
+        self.v = torch.full((n, self.m), math.inf)
+        self.i = torch.zeros((n, self.m), dtype=torch.long)
+
+    def add(self, i0: int, j0: int, d: torch.Tensor) -> None:
+        v, j = d.topk(min(self.m, d.shape[1]), dim=1, largest=False, sorted=False)
+        rows = slice(i0, i0 + len(d))
+        vals, cols = torch.cat([self.v[rows], v], 1), torch.cat([self.i[rows], j + j0], 1)
+        self.v[rows], pos = vals.topk(self.m, dim=1, largest=False)
+        self.i[rows] = cols.gather(1, pos)
+
+    def exact(self, x: Centred) -> torch.Tensor:
+        """N x (k+1) smallest float64 squared distances of each row (column 0: itself, 0)."""
+        k, n = self.k, x.n
+        e = x.bound.double()
+        v, e_kept = self.v.double(), e[self.i]
+        # threshold of the candidates: t + E + e(row, j), E the largest bound among the k + 1 nearest
+        base = v[:, k] + e + e_kept[:, : k + 1].max(1).values + e  # t + E + (row's part of e(row, j))
+        cand = v <= base[:, None] + e_kept
+        full = torch.zeros(n, dtype=torch.bool)
+        if self.m < n:  # a point that was not kept could still be a candidate: that row is recomputed in full
+            full = self.v[:, -1].double() <= base + e.max()
+        rows, cols = cand.nonzero(as_tuple=True)
+        d = torch.full((n, self.m), math.inf, dtype=torch.float64)
+        d[rows, cols] = exact_sq(x.x64, x.x64, rows, self.i[rows, cols])
+        out = d.sort(1).values[:, : k + 1]
+        everyone = torch.arange(n)
+        for r in full.nonzero().flatten().tolist():
+            out[r] = exact_sq(x.x64, x.x64, torch.full((n,), r), everyone).sort().values[: k + 1]
+        return out
+
+
+class _KidSums:
+    """Per subset s, the float64 sum of k(a_i, b_j) over i in rows[s], j in cols[s] (i != j when the two are one
+    set), from Gram tiles of the centred features (a.b = centred product + w_a + w_b)."""
+
+    def __init__(self, rows, cols, w_a, w_b, tile: int, n_a: int, n_b: int, dim: int):
+        self.r, self.c = _by_tile(rows, tile, n_a), _by_tile(cols, tile, n_b)
+        self.w_a, self.w_b, self.tile, self.gamma = w_a, w_b, tile, 1.0 / dim
+        self.sums = torch.zeros(len(rows), dtype=torch.float64)
+
+    def add(self, i0: int, j0: int, g: torch.Tensor, diagonal: bool, weight: float) -> None:
+        ri, rm = self.r[i0 // self.tile]
+        ci, cm = self.c[j0 // self.tile]
+        if ri.shape[1] == 0 or ci.shape[1] == 0:
+            return
+        v = g[ri[:, :, None], ci[:, None, :]]
+        v += self.w_a[ri + i0][:, :, None]
+        v += self.w_b[ci + j0][:, None, :]
+        v = v.mul_(self.gamma).add_(1)
+        k = v.square().mul_(v).mul_(rm[:, :, None]).mul_(cm[:, None, :])
+        s = k.sum((1, 2), dtype=torch.float64)
+        if diagonal:
+            s -= k.diagonal(dim1=1, dim2=2).sum(1, dtype=torch.float64)
+        self.sums += weight * s
+
+
+def _by_tile(idx: torch.Tensor, tile: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each tile of [0, n): (S x R local indices of each subset's members in it, padded with 0; S x R
+    float mask of the real entries)."""
+    srt = idx.sort(1).values
+    out = []
+    for t0 in range(0, n, tile):
+        lo = torch.searchsorted(srt, torch.full((len(srt), 1), t0)).flatten()
+        hi = torch.searchsorted(srt, torch.full((len(srt), 1), t0 + tile)).flatten()
+        width = int((hi - lo).max()) if len(srt) else 0
+        pos = lo[:, None] + torch.arange(width)
+        mask = pos < hi[:, None]
+        local = srt.gather(1, pos.clamp_max(srt.shape[1] - 1)) - t0
+        out.append((local.masked_fill_(~mask, 0), mask.float()))
+    return out
+
+
+class _Balls:
+    """Ball tests of the fake-real pass (rows fake, columns real): precision, recall, density, coverage."""
+
+    def __init__(self, fake: Centred, real: Centred, r_pr, r_dc, f_pr):
+        self.fake, self.real = fake, real
+        self.radii = {"r_pr": r_pr, "r_dc": r_dc, "f_pr": f_pr}  # float64 squared radii
+        self.r32 = {k: v.float() for k, v in self.radii.items()}
+        self.slack = {k: (2 * U) * v.float() for k, v in self.radii.items()}
+        self.precise = torch.zeros(fake.n, dtype=torch.bool)
+        self.dense = torch.zeros(fake.n, dtype=torch.long)
+        self.recalled = torch.zeros(real.n, dtype=torch.bool)
+        self.covered = torch.zeros(real.n, dtype=torch.bool)
+
+    def _le(self, d, band, name: str, i0: int, j0: int, by_row: bool) -> torch.Tensor:
+        """float64-exact d <= radius for the tile: float32 outside the error band, float64 inside it."""
+        part = slice(i0, i0 + d.shape[0]) if by_row else slice(j0, j0 + d.shape[1])
+        shape = (-1, 1) if by_row else (1, -1)
+        r32, slack = self.r32[name][part].view(shape), self.slack[name][part].view(shape)
+        gap = d - r32
+        out = gap <= 0
+        i, j = (gap.abs_().sub_(band) <= slack).nonzero(as_tuple=True)
+        if len(i):
+            exact = exact_sq(self.fake.x64, self.real.x64, i + i0, j + j0)
+            out[i, j] = exact <= self.radii[name][(i + i0) if by_row else (j + j0)]
+        return out
+
+    def add(self, i0: int, j0: int, d: torch.Tensor) -> None:
+        rows, cols = slice(i0, i0 + d.shape[0]), slice(j0, j0 + d.shape[1])
+        band = torch.add(self.fake.bound[rows, None], self.real.bound[None, cols])
+        self.precise[rows] |= self._le(d, band, "r_pr", i0, j0, False).any(1)
+        in_dc = self._le(d, band, "r_dc", i0, j0, False)
+        self.dense[rows] += in_dc.sum(1)
+        self.covered[cols] |= in_dc.any(0)
+        self.recalled[cols] |= self._le(d, band, "f_pr", i0, j0, True).any(0)
+
+    def result(self, k_dc: int) -> dict[str, float]:
+        return {
+            "precision": self.precise.double().mean().item(),
+            "recall": self.recalled.double().mean().item(),
+            "density": self.dense.double().sum().item() / (k_dc * self.fake.n),
+            "coverage": self.covered.double().mean().item(),
+        }
+
+
+def _sq_dists(a: Centred, b: Centred, i0: int, i1: int, j0: int, j1: int, g: torch.Tensor) -> torch.Tensor:
+    return g.mul(-2).add_(a.sq[i0:i1, None]).add_(b.sq[None, j0:j1]).clamp_min_(0)
+
+
+def _pass(a: Centred, b: Centred | None, tile: int, knn: _Knn | None = None, kid: _KidSums | None = None,
+          balls: _Balls | None = None) -> None:  # fmt: skip
+    """One pass over the Gram tiles of a with b (b None: a with itself, tiles on and above the diagonal)."""
+    symmetric = b is None
+    b = a if symmetric else b
+    with highest_precision():
+        for i0, i1, j0, j1 in _tiles(a.n, b.n, tile, symmetric):
+            g = a.x32[i0:i1] @ b.x32[j0:j1].T
+            if kid is not None:
+                kid.add(i0, j0, g, symmetric and i0 == j0, 2.0 if symmetric and i0 != j0 else 1.0)
+            if knn is None and balls is None:
+                continue
+            d = _sq_dists(a, b, i0, i1, j0, j1, g)
+            if knn is not None:
+                knn.add(i0, j0, d)
+                if symmetric and i0 != j0:
+                    knn.add(j0, i0, d.T)
+            if balls is not None:
+                balls.add(i0, j0, d)
+
+
+def kid_subsets(n_real: int, n_fake: int, spec: KidSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S x size real indices, S x size fake indices) of KID's random subsets (seeded, reproducible)."""
+    g = torch.Generator().manual_seed(spec.seed)
+    ir, jf = [], []
+    for s in range(0, spec.subsets, spec.batch):
+        nb = min(spec.batch, spec.subsets - s)
+        ir += [torch.randperm(n_real, generator=g)[: spec.size] for _ in range(nb)]
+        jf += [torch.randperm(n_fake, generator=g)[: spec.size] for _ in range(nb)]
+    return torch.stack(ir), torch.stack(jf)
+
+
+def kid_summary(values: torch.Tensor, size: int, n_real: int, n_fake: int) -> tuple[float, float | None]:
+    """(mean, std with ddof 0) of the per-subset values; std None when every subset is the whole of both sets."""
+    if size == n_real == n_fake:
+        return float(values.mean()), None
+    return float(values.mean()), float(values.std(unbiased=False))
+
+
+def knn_sq(x: torch.Tensor, k: int, tile: int = TILE, mean: torch.Tensor | None = None) -> torch.Tensor:
+    """N x (k+1) smallest float64 squared distances of each row of x to the rows of x (column 0: itself), with
+    x centred on `mean` (default its own mean)."""
+    c = Centred(x, x.double().mean(0) if mean is None else mean)
+    knn = _Knn(c.n, k)
+    _pass(c, None, tile, knn=knn)
+    return knn.exact(c)
+
+
+@torch.no_grad()
+def kid_prdc(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    kid: KidSpec | None = None,
+    prdc: PrdcSpec | None = None,
+    tile: int = TILE,
+    cache: dict | None = None,
+) -> dict:
+    """KID's per-subset values (`kid`) and/or precision, recall, density, coverage (`prdc`) of N x D real vs
+    M x D fake features, from one pass over each pair of sets (see the module doc). `cache`: a dict kept with
+    the real features (e.g. `RealStats.memo`): their k-NN distances and KID's real-real subset sums are read
+    from it and stored in it, so that a later call with other fake features skips the real-real pass."""
+    cache = {} if cache is None else cache
+    mean = real.double().mean(0)
+    r, f = Centred(real, mean), Centred(fake, mean)
+    dim = real.shape[1]
+    out: dict = {}
+    kid_rr = kid_ff = kid_fr = None
+    if kid is not None:
+        ir, jf = kid_subsets(r.n, f.n, kid)
+        w_r = (r.x64 @ mean + mean.square().sum() / 2).float()  # a.b = (a - m).(b - m) + w_a + w_b
+        w_f = (f.x64 @ mean + mean.square().sum() / 2).float()
+        rr_key = ("kid_rr", kid, f.n)
+        if rr_key not in cache:
+            kid_rr = _KidSums(ir, ir, w_r, w_r, tile, r.n, r.n, dim)
+        kid_ff = _KidSums(jf, jf, w_f, w_f, tile, f.n, f.n, dim)
+        kid_fr = _KidSums(jf, ir, w_f, w_r, tile, f.n, r.n, dim)
+    knn_r = knn_f = None
+    if prdc is not None:
+        kmax = max(prdc.k_pr, prdc.k_dc)
+        knn_key = ("knn64", kmax)
+        cached = cache.get(knn_key)
+        if cached is None or cached.shape != (r.n, kmax + 1):
+            knn_r = _Knn(r.n, kmax)
+        knn_f = _Knn(f.n, prdc.k_pr)
+    if knn_r is not None or kid_rr is not None:
+        _pass(r, None, tile, knn=knn_r, kid=kid_rr)
+        if knn_r is not None:
+            cache[knn_key] = knn_r.exact(r)
+        if kid_rr is not None:
+            cache[rr_key] = kid_rr.sums
+    if knn_f is not None or kid_ff is not None:
+        _pass(f, None, tile, knn=knn_f, kid=kid_ff)
+    balls = None
+    if prdc is not None:
+        real_knn = cache[knn_key]
+        f_pr = knn_f.exact(f)[:, prdc.k_pr]
+        balls = _Balls(f, r, real_knn[:, prdc.k_pr], real_knn[:, prdc.k_dc], f_pr)
+    _pass(f, r, tile, kid=kid_fr, balls=balls)
+    if kid is not None:
+        m = kid.size
+        out["kid"] = (cache[rr_key] + kid_ff.sums) / (m * (m - 1)) - 2 * kid_fr.sums / m**2
+    if balls is not None:
+        out.update(balls.result(prdc.k_dc))
+    return out
