@@ -16,6 +16,8 @@ The internals, and why:
 - `Strategy._layer_sync`: torch's SyncBatchNorm is GPU-only; dropped on CPU processes of `trainer=ddp`.
 - `_ExperimentWriter.metrics_keys` (CSV logger): the header of a resumed run's kept metrics.csv.
 - `lightning_fabric...precision._PRECISION_INPUT_*`: the precision names Lightning accepts (config check).
+- `RichProgressBar._get_train_description`: the bar's title; Lightning's reads "Epoch 0/-2" when a run is
+  bounded by `max_steps` only (`max_epochs=-1`).
 - `torch._dynamo.is_dynamo_supported`: whether `torch.compile` can run on this Python/torch.
 """
 
@@ -125,3 +127,19 @@ def dynamo_supported() -> bool:
     import torch._dynamo
 
     return torch._dynamo.is_dynamo_supported()
+
+
+def epoch_only_train_description(bar_cls) -> None:
+    """Make `bar_cls` (a RichProgressBar) title the bar "Epoch N" when the run has no epoch bound
+    (`max_epochs=-1`, runs bounded by `max_steps`), Lightning's title otherwise. Outside the tested range:
+    Lightning's title unchanged."""
+    if not PRIVATE_API or not hasattr(bar_cls, "_get_train_description"):
+        return
+    lightning_title = bar_cls._get_train_description
+
+    def title(self, current_epoch: int) -> str:
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs < 0:
+            return f"Epoch {current_epoch}"
+        return lightning_title(self, current_epoch)
+
+    bar_cls._get_train_description = title

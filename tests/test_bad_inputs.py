@@ -146,6 +146,7 @@ CLI_CASES = [
     case("override_syntax", ["model.g_optimizer.betas=[0.5"], ["model.g_optimizer.betas=[0.5", "override"]),
     case("wrong_type_max_steps", ["trainer.max_steps=abc"], ["max_steps='abc'", "must be an integer", "[1, inf)"]),
     case("threads_zero", ["threads=0"], ["threads=0", "allowed null or [1, inf)"]),
+    case("sr_preset_without_photos", ["experiment=srresnet_x4"], ["root=None is not set", "data.root=<dir>"]),
     case("missing_data_dir", ["data=mnist", "data.root={tmp}/nope"], ["data.root='{tmp}/nope'", "not a directory"]),
     case(
         "corrupt_checkpoint",
@@ -595,6 +596,18 @@ CASES += [
         "cyclegan_size_not_mirrored",
         [*UNPAIRED, "data.size=30"],
         ["model.generator: image size 30 is not divisible by 2^n_down = 4"],
+        setup=two_domains,
+    ),
+    case(
+        "cyclegan_load_size_below_crop",
+        [*UNPAIRED, "data.size=32", "data.load_size=20"],
+        ["data.unpaired_folder: load_size=20 is not allowed with size=32", "[32, 4096]"],
+        setup=two_domains,
+    ),
+    case(
+        "cyclegan_flip_not_boolean",
+        [*UNPAIRED, "data.size=32", "data.flip=maybe"],
+        ["data.unpaired_folder: flip='maybe' must be a boolean; allowed true, false"],
         setup=two_domains,
     ),
 ]

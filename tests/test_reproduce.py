@@ -331,7 +331,7 @@ def test_every_experiment_preset_runs_fast_dev_run(name, tmp_path):
         if not (SHARED_DATA / "mnist").is_dir():
             pytest.skip(f"experiment={name} reads MNIST IDX files; none at {SHARED_DATA / 'mnist'}")
         extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k", "metrics.n_samples=512"]
-    elif OmegaConf.is_missing(data, "root"):  # the user's own image folder (dcgan64_folder): a few photos
+    elif OmegaConf.is_missing(data, "root") or ("root" in data and data.root is None):  # the user's own photos
         from PIL import Image
 
         rng = np.random.default_rng(0)

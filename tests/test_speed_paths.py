@@ -41,6 +41,7 @@ def test_progress_bar_updates_on_wall_time_and_ends_at_the_last_step(tmp_path):
     (bar,) = [cb for cb in trainer.callbacks if isinstance(cb, WallClockProgressBar)]
     assert bar.updates == 2  # the first batch and the last one, not the 10 in between
     assert bar.progress.tasks[bar.train_progress_bar_id].completed == 12  # the bar ends at the full count
+    assert bar.progress.tasks[bar.train_progress_bar_id].description.strip() == "Epoch 0"  # not "Epoch 0/-2"
     _, trainer = fit(tmp_path / "every", *one_epoch, "callbacks.progress.update_every_s=0", keep=("progress",),
                      steps=12)  # fmt: skip
     (bar,) = [cb for cb in trainer.callbacks if isinstance(cb, WallClockProgressBar)]

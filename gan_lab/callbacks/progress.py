@@ -13,6 +13,7 @@ import time
 
 from pytorch_lightning.callbacks import RichProgressBar
 
+from gan_lab import _lightning_compat as compat
 from gan_lab.errors import check_range
 
 
@@ -40,3 +41,6 @@ class WallClockProgressBar(RichProgressBar):
         self._next_update = now + self.update_every_s
         self.updates += 1
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+
+compat.epoch_only_train_description(WallClockProgressBar)  # not "Epoch 0/-2" in runs bounded by max_steps

@@ -167,6 +167,10 @@ class SRFolderDataModule(InMemoryDataModule):
             )
         check_range(owner, "n_patches", n_patches, 1)
         check_choice(owner, "on_corrupt", on_corrupt, ("skip", "error"))
+        if root is None or not str(root).strip():  # a preset that needs the user's photos
+            raise ConfigError(
+                f"{owner}: root={root!r} is not set; allowed a folder of photos (data.root=<dir>) or skimage"
+            )
         self.root, self.val_root = str(root), (str(val_root) if val_root else None)
         self.hr_patch, self.n_patches = int(hr_patch), int(n_patches)
         self.patch_seed, self.on_corrupt = patch_seed, on_corrupt
