@@ -125,6 +125,61 @@ def test_unpaired_batches_are_independent_and_resume_in_place():
     assert not torch.equal(next(iter(batches))[1], epoch[0][1])  # a new epoch, a new order
 
 
+def _grid_images(n: int, side: int = 12) -> torch.Tensor:
+    """n x 1 x side x side uint8 images whose pixel (r, c) holds side * c + r: a crop tells where it came from."""
+    r, c = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    return (side * c + r).to(torch.uint8).expand(n, 1, side, side).contiguous()
+
+
+def _windows(batch: torch.Tensor, side: int = 12):
+    """(top, left, mirrored) of each image of a jittered batch of _grid_images."""
+    u = torch.round((batch + 1) * 127.5).long()[:, 0]
+    rows, cols = u[:, :, 0] % side, u[:, 0, :] // side
+    assert (rows.diff(dim=1) == 1).all()  # a window of whole rows, top to bottom
+    step = cols.diff(dim=1)
+    assert ((step == 1).all(1) | (step == -1).all(1)).all()  # whole columns, left to right or mirrored
+    return [(int(r[0]), int(min(c[0], c[-1])), bool(c[0] > c[-1])) for r, c in zip(rows, cols)]
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_jitter_crops_and_flips_per_image_and_epoch(flip):
+    from gan_lab.data.unpaired_folder import UnpairedBatches
+
+    batches = UnpairedBatches(_grid_images(10), _grid_images(30), 5, seed=1, crop=8, flip=flip)
+    epochs = []
+    for epoch in (0, 1):
+        batches.position = lambda e=epoch: (e, 0)
+        epochs.append([(_windows(a), _windows(b)) for a, b in batches])
+        for a, b in batches:
+            assert a.shape == b.shape == (5, 1, 8, 8) and a.dtype == torch.float32 and -1 <= a.min() <= a.max() <= 1
+    windows = [w for e in epochs for batch in e for side in batch for w in side]
+    assert len({(t, left) for t, left, _ in windows}) > 10  # offsets 0..4 both ways, drawn per image
+    assert {m for *_, m in windows} == ({False, True} if flip else {False})  # flip=false: never mirrored
+    assert epochs[0] != epochs[1]  # a new epoch, new crops
+    batches.position = lambda: (1, 3)  # a run resumed after 3 batches of epoch 1 gets the same crops and flips
+    assert [(_windows(a), _windows(b)) for a, b in batches] == epochs[1][3:]
+
+
+def test_unpaired_folder_jitter_source_and_reference(tmp_path):
+    from gan_lab.data.unpaired_folder import UnpairedFolderDataModule
+
+    root = write_domains(tmp_path / "d")
+    dm = UnpairedFolderDataModule(str(root), size=16, load_size=20, channels=3, batch_size=4)
+    a, b = dm.domain_tensors("train")
+    assert a.shape == (12, 3, 16, 16) and a.dtype == torch.float32  # the reference: resized straight to size
+    src_a, src_b = dm.jitter_source
+    assert src_a.shape == (12, 3, 20, 20) and src_b.shape == (9, 3, 20, 20) and src_a.dtype == torch.uint8
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == y.shape == (4, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+    windows = [w.float() / 127.5 - 1 for w in src_a.unfold(2, 16, 1).unfold(3, 16, 1).permute(0, 2, 3, 1, 4, 5)
+               .reshape(12, -1, 3, 16, 16)]  # fmt: skip
+    for img in x:  # every training image is a 16 x 16 window of a stored 20 x 20 image, or its mirror
+        assert any(torch.equal(img, w) or torch.equal(img.flip(-1), w) for ws in windows for w in ws)
+    plain = UnpairedFolderDataModule(str(root), size=16, load_size=16, flip=False, batch_size=4)
+    assert plain.domain_tensors("train")[0].shape == (12, 3, 16, 16) and plain.jitter_source is None
+    assert dm.load_size == 20 and UnpairedFolderDataModule(str(root), size=256).load_size == 286
+
+
 def test_unpaired_folder_decodes_any_mode_and_size(tmp_path):
     from gan_lab.data.unpaired_folder import UnpairedFolderDataModule
 
@@ -180,6 +235,20 @@ def test_fast_dev_run_writes_both_panels_and_held_out_metrics(tmp_path):
     for name, rows in (("a2b", 5), ("b2a", 4)):  # one row per held-out image (5 in testA, 4 in testB)
         im = np.asarray(Image.open(run / "samples" / f"{name}_final.png"))
         assert im.shape[:2] == (rows * 18 + 2, 3 * 18 + 2)  # input | translated | reconstructed, 2 px gaps
+
+
+@pytest.mark.slow  # ~70 s on the shared 2-core machine: three short trainings
+def test_resumed_run_with_jitter_is_bit_identical(tmp_path):
+    """Stopped after 2 batches and continued to 5 (across an epoch end: 3 batches per epoch) = 5 in one go."""
+    root = write_domains(tmp_path / "d")
+    over = [*TINY, f"data.root={root}", "data.load_size=20", "model.lr_decay_from=null", "model.n_eval=4"]
+    straight = train_run(tmp_path / "straight", *over, "trainer.max_steps=5")
+    train_run(tmp_path / "resumed", *over, "trainer.max_steps=2")
+    resumed = train_run(tmp_path / "resumed", *over, "trainer.max_steps=5", "ckpt_path=last")
+    assert straight["steps"] == resumed["steps"] == 5
+    a, b = (torch.load(tmp_path / r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+            for r in ("straight", "resumed"))  # fmt: skip
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_linear_lr_decay_in_the_second_half(tmp_path):

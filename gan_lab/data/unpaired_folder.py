@@ -11,9 +11,15 @@ labelled domains, (A, B, labels A, labels B). `split_tensors(split)` holds the t
 translator's samples, G_AB's, with its first tensor, which must be domain B.
 
 Images are decoded with `gan_lab.data.images` (any size and mode: 16-bit, palette, alpha...), made square
-by `crop`, resized to `size` x `size` with the named `resize` filter and converted to `channels`, once, at
-load: batches are fixed (no random jitter). testA/ and testB/ are the held-out split; without them
-`val_fraction` of each training folder is held out.
+by `crop`, resized with the named `resize` filter and converted to `channels`, once, at load. Random jitter
+as in the official CycleGAN code (`--preprocess resize_and_crop`, `--load_size 286 --crop_size 256`, flips
+unless `--no_flip`): the training images are stored as uint8 at `load_size` x `load_size` and every training
+batch takes a random `size` x `size` crop of each image and mirrors it left-right with probability 1/2
+(`flip`). The offsets and flips are drawn with the batch order from (seed, epoch, domain), so a resumed run
+sees the jitter the uninterrupted run would have seen. The metrics' reference images, the held-out split and
+the sample panels are resized straight to `size` (as the official test phase: load_size = crop_size, no
+flip). testA/ and testB/ are the held-out split; without them `val_fraction` of each training folder is held
+out.
 """
 
 from __future__ import annotations
@@ -33,29 +39,56 @@ class UnpairedBatches:
     (seed, epoch, domain), the shorter domain continuing with further permutations, so an epoch covers the
     larger domain once. Like `EpochBatches`, the order is a pure function of the seed and the position (a
     resumed run continues with the batches the uninterrupted run would have seen) and with DDP each rank
-    takes its own slice of each block of `world_size` batches."""
+    takes its own slice of each block of `world_size` batches.
 
-    def __init__(self, a, b, batch_size: int, seed: int, position=None, rank: int = 0, world_size: int = 1):
+    Jitter (`crop` < the images' size, or `flip`): every image of a batch is cut to a random `crop` x `crop`
+    window and mirrored left-right with probability 1/2; the offsets and flips come from the same generator
+    as the order, after it, so they too are a pure function of the seed and the position. uint8 images are
+    converted to [-1, 1] floats per batch."""
+
+    def __init__(
+        self, a, b, batch_size: int, seed: int, position=None, rank: int = 0, world_size: int = 1,
+        crop: int | None = None, flip: bool = False,
+    ):  # fmt: skip
         self.a, self.b, self.batch_size, self.seed = a, b, batch_size, seed
         self.position, self.rank, self.world_size = position, rank, world_size
+        self.crop, self.flip = crop, flip  # crop None: the images' own size
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b)) // (self.batch_size * self.world_size)
 
-    def _order(self, n: int, epoch: int, domain: int, length: int) -> torch.Tensor:
+    def _draw(self, x: torch.Tensor, epoch: int, domain: int, length: int):
+        """The epoch's order of one domain and, with jitter, each position's (top, left) offset and flip."""
         gen = torch.Generator().manual_seed(self.seed + 7919 * epoch + 104729 * domain)
-        perms = [torch.randperm(n, generator=gen) for _ in range(-(-length // n))]
-        return torch.cat(perms)[:length]
+        perms = [torch.randperm(len(x), generator=gen) for _ in range(-(-length // len(x)))]
+        order = torch.cat(perms)[:length].to(x.device)
+        if (self.crop or x.shape[-1]) == x.shape[-1] and not self.flip:
+            return order, None, None
+        offsets = torch.randint(0, x.shape[-1] - (self.crop or x.shape[-1]) + 1, (length, 2), generator=gen)
+        flips = torch.rand(length, generator=gen) < 0.5 if self.flip else torch.zeros(length, dtype=torch.bool)
+        return order, offsets.to(x.device), flips.to(x.device)
+
+    def _batch(self, x: torch.Tensor, order, offsets, flips, lo: int) -> torch.Tensor:
+        sl = slice(lo, lo + self.batch_size)
+        out = x[order[sl]]
+        if offsets is not None:  # one gather: rows top.., columns left.. (right to left when flipped)
+            crop = self.crop or x.shape[-1]
+            step = torch.arange(crop, device=x.device)
+            rows = offsets[sl, :1] + step
+            cols = offsets[sl, 1:] + torch.where(flips[sl, None], crop - 1 - step, step)
+            n = torch.arange(len(rows), device=x.device)[:, None, None]
+            out = out.permute(0, 2, 3, 1)[n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+        return out.float() / 127.5 - 1 if out.dtype == torch.uint8 else out
 
     def __iter__(self):
         epoch, start = self.position() if self.position else (0, 0)
         block = self.batch_size * self.world_size
         length = len(self) * block
-        order_a = self._order(len(self.a), epoch, 0, length).to(self.a.device)
-        order_b = self._order(len(self.b), epoch, 1, length).to(self.b.device)
+        draw_a = self._draw(self.a, epoch, 0, length)
+        draw_b = self._draw(self.b, epoch, 1, length)
         for k in range(start, len(self)):
             lo = k * block + self.rank * self.batch_size
-            yield self.a[order_a[lo : lo + self.batch_size]], self.b[order_b[lo : lo + self.batch_size]]
+            yield self._batch(self.a, *draw_a, lo), self._batch(self.b, *draw_b, lo)
 
 
 def _swap(tensors: tuple) -> tuple:
@@ -72,6 +105,8 @@ class UnpairedDataModule(InMemoryDataModule):
         if len(domains) != 2 or not all(isinstance(d, str) and d for d in domains):
             raise ConfigError(f"{owner}: domains={list(domains)!r} must name two domains, e.g. [A, B]")
         self.domains = tuple(domains)
+        self.flip = False  # jitter: subclasses that store `jitter_source` set these
+        self.jitter_source: tuple[torch.Tensor, torch.Tensor] | None = None  # (A, B) training images to crop from
 
     def load_domains(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
         raise NotImplementedError
@@ -104,12 +139,21 @@ class UnpairedDataModule(InMemoryDataModule):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         b, a = self._tensors("train")[:2]
+        crop = None
+        if self.jitter_source is not None:  # crops of the larger stored images, on the batches' device
+            crop = a.shape[-1]
+            device = a.device
+            if self.jitter_source[0].device != device:  # one copy, kept for the whole run (on_device)
+                self.jitter_source = tuple(t.to(device) for t in self.jitter_source)
+            a, b = self.jitter_source
         if max(len(a), len(b)) < self.batch_size * world:
             raise ConfigError(
                 f"data.batch_size={self.batch_size} x {world} processes is larger than both domains' training "
                 f"splits ({len(a)}, {len(b)} images)"
             )
-        batches = UnpairedBatches(a, b, self.batch_size, self._order_seed, rank=rank, world_size=world)
+        batches = UnpairedBatches(
+            a, b, self.batch_size, self._order_seed, rank=rank, world_size=world, crop=crop, flip=self.flip
+        )
         if trainer is not None:  # resume mid-epoch where the checkpoint left off (global_step counts batches)
             batches.position = lambda: (
                 trainer.current_epoch,
@@ -122,23 +166,32 @@ class UnpairedDataModule(InMemoryDataModule):
         return batch_loader(self._tensors("val")[:1], self.batch_size, shuffle=False, drop_last=False)
 
 
-def _load_domain(folder: Path, owner: str, opts: dict, on_corrupt: str) -> torch.Tensor:
-    """N x C x size x size in [-1, 1] of every image under `folder` (decoded by `gan_lab.data.images`)."""
+def _load_domain(folder: Path, owner: str, opts: dict, on_corrupt: str, sizes: tuple[int, ...]) -> list:
+    """N x C x s x s uint8 of every image under `folder` for each s in `sizes`: each image decoded once by
+    `gan_lab.data.images`, made square, then resized to each size."""
     from gan_lab.data import images
 
     files = images.list_images(folder, f"{owner}: folder")
-    out = []
+    out = [[] for _ in sizes]
     for path in files:
         try:
-            out.append(images.load_image(path, **opts))
+            im = images.to_channels(images.open_image(path), opts["channels"], opts["background"])
         except images.ImageError as e:
             if on_corrupt == "error":
                 raise ConfigError(f"{owner}: cannot read image ({e}); set on_corrupt=skip to skip it") from None
             warnings.warn(f"{owner}: cannot read image ({e}); skipped", stacklevel=2)
-    if not out:
+            continue
+        square = images.make_square(im, opts["crop"], opts["background"])
+        for size, acc in zip(sizes, out):
+            a = np.asarray(images.resize(square, size, opts["resize_filter"]), dtype=np.uint8)
+            acc.append(a[..., None] if a.ndim == 2 else a)
+    if not out[0]:
         raise ConfigError(f"{owner}: none of the {len(files)} images in {str(folder)!r} could be read")
-    x = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float()
-    return (x / 127.5 - 1).contiguous()
+    return [torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).contiguous() for x in out]
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return (x.float() / 127.5 - 1).contiguous()
 
 
 class UnpairedFolderDataModule(UnpairedDataModule):
@@ -154,6 +207,8 @@ class UnpairedFolderDataModule(UnpairedDataModule):
         background="white",
         on_corrupt: str = "skip",
         domains=("A", "B"),
+        load_size: int | None = None,
+        flip: bool = True,
         **kw,
     ):
         from gan_lab.data import images
@@ -171,23 +226,37 @@ class UnpairedFolderDataModule(UnpairedDataModule):
                 f"{owner}: root={str(root)!r} has no {' and no '.join(m + '/' for m in missing)} folder; expected "
                 "two domains in the CycleGAN layout trainA/ trainB/ (and optionally testA/ testB/)"
             )
+        if load_size is None:  # the official 286 for 256, in proportion for other sizes
+            load_size = round(size * 286 / 256)
+        if isinstance(load_size, bool) or not isinstance(load_size, int) or not size <= load_size <= 4096:
+            raise ConfigError(
+                f"{owner}: load_size={load_size!r} is not allowed with size={size}; allowed an integer in "
+                f"[{size}, 4096] (size: no random crop) or null (size x 286/256)"
+            )
+        if not isinstance(flip, bool):
+            raise ConfigError(f"{owner}: flip={flip!r} must be a boolean; allowed true, false")
         self.size, self.channels, self.on_corrupt = int(size), int(channels), on_corrupt
-        self.opts = {"channels": self.channels, "size": self.size, "crop": crop, "resize_filter": resize,
-                     "background": background}  # fmt: skip
+        self.load_size, self.flip = load_size, flip
+        self.opts = {"channels": self.channels, "crop": crop, "resize_filter": resize, "background": background}
         self.protocol = {"size": self.size, "channels": self.channels, "crop": crop, "resize": resize}
         self.shape = self.condition_shape = (self.channels, self.size, self.size)
 
     def load_domains(self):
         owner = "data.unpaired_folder"
-        train = tuple(_load_domain(self.root / f"train{d}", owner, self.opts, self.on_corrupt) for d in "AB")
+        jitter = self.load_size > self.size or self.flip
+        sizes = (self.size, self.load_size) if jitter else (self.size,)
+        train = [_load_domain(self.root / f"train{d}", owner, self.opts, self.on_corrupt, sizes) for d in "AB"]
         has_test = [(self.root / f"test{d}").is_dir() for d in "AB"]
         if all(has_test):
-            val = tuple(_load_domain(self.root / f"test{d}", owner, self.opts, self.on_corrupt) for d in "AB")
-            return train, val
-        if any(has_test):
+            test = [_load_domain(self.root / f"test{d}", owner, self.opts, self.on_corrupt, sizes[:1]) for d in "AB"]
+            val = tuple(_to_float(x[0]) for x in test)
+        elif any(has_test):
             raise ConfigError(
                 f"{owner}: root={str(self.root)!r} has test{'AB'[has_test.index(True)]}/ but no "
                 f"test{'AB'[has_test.index(False)]}/; give both held-out folders or neither"
             )
-        parts = [split_train_val((x,), self.val_fraction, self.split_seed + i) for i, x in enumerate(train)]
-        return (parts[0][0][0], parts[1][0][0]), (parts[0][1][0], parts[1][1][0])
+        else:  # the held-out part of each domain, the same images at both sizes
+            parts = [split_train_val(x, self.val_fraction, self.split_seed + i) for i, x in enumerate(train)]
+            train, val = [p[0] for p in parts], tuple(_to_float(p[1][0]) for p in parts)
+        self.jitter_source = (train[0][1], train[1][1]) if jitter else None
+        return (_to_float(train[0][0]), _to_float(train[1][0])), val
