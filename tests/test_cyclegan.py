@@ -3,10 +3,13 @@ CycleGAN-layout folders and digits <-> MNIST with class preservation and FID bot
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, SHARED_DATA, compose_cfg, needs_shared, train_run
+from conftest import FAST, ROOT, SHARED_DATA, compose_cfg, needs_shared, train_run
 from PIL import Image
 
 from gan_lab.errors import ConfigError
@@ -371,3 +374,19 @@ def test_one_domain_data_is_refused(tmp_path):
 def test_digits2mnist_without_mnist_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="data.root=.*nope.* is not a directory"):
         build(tmp_path, "model=cyclegan", "data=digits2mnist", f"data.root={tmp_path / 'nope'}")
+
+
+def test_cyclegan_table_script_prints_the_evaluations(tmp_path):
+    """scripts/cyclegan_table.py: the identity baseline, then one row per evaluation step, the last in bold."""
+    keys = ["a2b_class_preservation", "a2b_fid", "b2a_class_preservation", "b2a_fid", "a2b_cycle_l1", "b2a_cycle_l1"]
+    cols = ["step", "train/d_loss", *(f"val/{k}" for k in keys), *(f"val/identity_{k}" for k in keys[:4])]
+    rows = [[250, "", 0.5, 7.1, 0.25, 5.5, 0.1, 0.12, 0.131, 58.0, 0.457, 14.3], [260, 0.4] + [""] * 10]
+    rows.append([500, "", 0.822, 4.58, 0.549, 3.75, 0.088, 0.085, 0.131, 58.0, 0.457, 14.3])
+    (tmp_path / "metrics.csv").write_text("\n".join(",".join(map(str, r)) for r in [cols, *rows]) + "\n")
+    script = ROOT / "scripts" / "cyclegan_table.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[2] == "| identity mapping (baseline) | 13.1% | 58.00 | 45.7% | 14.30 | — |"
+    assert lines[3] == "| 250 | 50.0% | 7.10 | 25.0% | 5.50 | 0.100 / 0.120 |"
+    assert lines[4] == "| **500** | **82.2%** | **4.58** | **54.9%** | **3.75** | 0.088 / 0.085 |" and len(lines) == 5
