@@ -108,6 +108,22 @@ def _user_error(exc: BaseException) -> bool:
     return mod.startswith(("hydra", "omegaconf"))
 
 
+def run_command(body, argv: list[str] | None, help_text: str | None = None, prefix: str = "error") -> int:
+    """The main() of a non-Hydra command: `help_text` for -h/--help, then `body(argv)` (its exit code); a user
+    error (ConfigError, Hydra/OmegaConf composition) prints one line `<prefix>: ...` and returns 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if help_text is not None and argv and argv[0] in ("-h", "--help"):
+        print(help_text)
+        return 0
+    try:
+        return body(argv)
+    except Exception as e:
+        if not _user_error(e):
+            raise
+        print(f"{prefix}: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
 def run_hydra_main(main) -> None:
     """Run a @hydra.main function; user errors print one line `error: ...` and exit 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let exceptions reach us instead of Hydra's report

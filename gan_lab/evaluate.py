@@ -473,16 +473,15 @@ def _evaluate_images(req: Request, reference) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__.strip() + "\n\nkeys:\n" + "\n".join(f"  {k:<16} {v}" for k, v in KEYS.items()))
-        return 0
-    try:
-        req = check_request(parse_args(argv))
-        result = evaluate(req)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from gan_lab.cli import run_command
+
+    keys = "\n".join(f"  {k:<16} {v}" for k, v in KEYS.items())
+    return run_command(_main, argv, f"{__doc__.strip()}\n\nkeys:\n{keys}")
+
+
+def _main(argv: list[str]) -> int:
+    req = check_request(parse_args(argv))
+    result = evaluate(req)
     shown = result if req.images is not None else {k: v for k, v in result.items() if k != "protocol"}
     print(json.dumps(shown, indent=2, sort_keys=True, default=float))
     if req.out is not None:

@@ -15,19 +15,9 @@ import time
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gan_lab.cli import _user_error, one_line
+    from gan_lab.cli import run_command
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0
-    try:
-        return _prepare(argv)
-    except Exception as e:
-        if not _user_error(e):
-            raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return 2
+    return run_command(_prepare, argv, __doc__.strip())
 
 
 def _prepare(argv: list[str]) -> int:

@@ -700,6 +700,8 @@ def reproduce(
 
 
 def main(argv=None) -> int:
+    from gan_lab.cli import run_command
+
     parser = argparse.ArgumentParser(prog="gan-lab reproduce", description=__doc__.split("\n")[0])
     parser.add_argument(
         "args", nargs="*", help=f"tables ({', '.join(entry_names())} or all), then Hydra overrides for every job"
@@ -719,41 +721,34 @@ def main(argv=None) -> int:
     parser.add_argument("--sr-ckpt", help="sr_set5: evaluate this SR checkpoint instead of training srresnet_x4")
     parser.add_argument("--sr-root", help="sr_set5: the folder holding CSet5/ and CSet14/ (required for it)")
     args = parser.parse_intermixed_args(argv)
-    try:
-        if args.list:
-            for n in entry_names():
-                e = load_entry(n)
-                labels = [m.label + ("" if m.default else " (--models)") for m in e.models]
-                print(f"{n}: {e.title}\n  models: {'; '.join(labels)}\n  scales: {', '.join(e.scales) or '-'}")
-            return 0
-        names = [a for a in args.args if "=" not in a]
-        overrides = [a for a in args.args if "=" in a]
-        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-        reproduce(
-            names,
-            args.seeds,
-            args.steps_scale,
-            args.out,
-            overrides,
-            args.threads,
-            args.jobs,
-            args.scale,
-            models,
-            args.sr_ckpt,
-            args.sr_root,
-            not args.no_train,
-            args.docs,
-        )
-    except ConfigError as e:
-        print(f"gan-lab reproduce: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        from gan_lab.cli import _user_error, one_line
+    return run_command(lambda _: _reproduce(args), [], prefix="gan-lab reproduce: error")
 
-        if not _user_error(e):
-            raise
-        print(f"gan-lab reproduce: error: {one_line(e)}", file=sys.stderr)
-        return 2
+
+def _reproduce(args) -> int:
+    if args.list:
+        for n in entry_names():
+            e = load_entry(n)
+            labels = [m.label + ("" if m.default else " (--models)") for m in e.models]
+            print(f"{n}: {e.title}\n  models: {'; '.join(labels)}\n  scales: {', '.join(e.scales) or '-'}")
+        return 0
+    names = [a for a in args.args if "=" not in a]
+    overrides = [a for a in args.args if "=" in a]
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    reproduce(
+        names,
+        args.seeds,
+        args.steps_scale,
+        args.out,
+        overrides,
+        args.threads,
+        args.jobs,
+        args.scale,
+        models,
+        args.sr_ckpt,
+        args.sr_root,
+        not args.no_train,
+        args.docs,
+    )
     return 0
 
 

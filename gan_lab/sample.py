@@ -138,11 +138,11 @@ def load_task(ckpt: Path, device: str = "auto"):
     from omegaconf import OmegaConf
 
     from gan_lab.build import build
-    from gan_lab.checkpoints import hyperparameters
+    from gan_lab.checkpoints import hyperparameters, load_file
     from gan_lab.evaluate import config_path
 
     cfg = OmegaConf.load(config_path(ckpt))
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = load_file(ckpt, "ckpt", "a .ckpt written by gan_lab (<run dir>/checkpoints/*.ckpt)")
     hp = hyperparameters(state)
     extra = {k: hp[k] for k in ("data_shape", "condition_shape", "tricks", "class_counts") if k in hp}
     task = build(OmegaConf.to_container(cfg.model, resolve=True), "model", **extra)
@@ -260,16 +260,15 @@ class _null:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__.strip() + "\n\nkeys:\n" + "\n".join(f"  {k:<11} {v}" for k, v in KEYS.items()))
-        return 0
-    try:
-        req = check_request(parse_args(argv))
-        result = sample(req, progress=sys.stderr.isatty())
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from gan_lab.cli import run_command
+
+    keys = "\n".join(f"  {k:<11} {v}" for k, v in KEYS.items())
+    return run_command(_main, argv, f"{__doc__.strip()}\n\nkeys:\n{keys}")
+
+
+def _main(argv: list[str]) -> int:
+    req = check_request(parse_args(argv))
+    result = sample(req, progress=sys.stderr.isatty())
     print(f"wrote {result['n']} images {result['shape']} of step {result['step']} to {result['out']}", file=sys.stderr)
     return 0
 
