@@ -25,7 +25,10 @@ With S = 1 the member runs the single-member kernels (no vmap) and the run is bi
 on the CPU; with S > 1 batched matrix products sum in another order, so members match their single runs to
 float rounding (tests/test_seeds.py states the tolerance). Refused, in one line each: models other than the
 GAN task (gan_mlp, dcgan), data that is not held in memory, `model.grad_clip` (a norm over all members),
-trainer devices > 1, and the tricks whose math mixes members (`UNSUPPORTED_TRICKS`).
+trainer devices > 1, class-conditional models, and the tricks that mix members or that vmap cannot batch
+(`UNSUPPORTED_TRICKS`). Tricks that draw random numbers (instance noise, label noise and flips, dropout,
+DiffAugment, WGAN-GP's interpolation) draw them for all members at once from the process's stream: each member
+gets its own draws, but not the numbers its single run would draw (S = 1 still is bit-identical).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ log = logging.getLogger("gan_lab")
 UNSUPPORTED_TRICKS = {
     "feature_matching": "its loss compares D-feature means over the whole batch, which would mix the members",
     "unrolled": "it unrolls D with its own optimizer copy outside the batched nets",
-    "spectral_norm": "its power iteration is not batched over members",
+    "spectral_norm": "its power iteration writes with out= (torch.nn.functional.normalize), which vmap cannot batch",
 }
 SEEDS_HELP = "allowed null (one run) or an integer >= 1"
 
@@ -335,6 +338,11 @@ def check_seeds(cfg) -> int | None:
         raise ConfigError(
             f"seeds={seeds} with model.grad_clip={cfg.model.grad_clip}: the clipping norm would be taken over all "
             "members together; allowed model.grad_clip=null with seeds"
+        )
+    if cfg.model.get("conditional"):
+        raise ConfigError(
+            f"model.conditional={cfg.model.conditional} is not supported with seeds={seeds}: the nets write their "
+            "one-hot labels in place (nets/conditioning.py), which vmap cannot batch; allowed model.conditional=null"
         )
     for name in cfg.get("trick") or {}:
         if name in UNSUPPORTED_TRICKS:

@@ -633,6 +633,36 @@ CASES += [
     ),
 ]
 
+# ---- seed-parallel training (seeds=N): what it cannot batch -------------------------------------------------
+CASES += [
+    case("seeds_zero", [*RING, "seeds=0"], ["seeds=0 is not a number of seeds; allowed null (one run) or an integer"]),
+    case("seeds_not_int", [*RING, "seeds=many"], ["seeds='many' is not a number of seeds; allowed null"]),
+    case("seeds_not_a_gan", ["model=vae", "seeds=2"], ["seeds=2 trains GAN models only; model=vae is not one"]),
+    case(
+        "seeds_grad_clip",
+        [*RING, "seeds=2", "model.grad_clip=1.0"],
+        ["seeds=2 with model.grad_clip=1.0", "allowed model.grad_clip=null with seeds"],
+    ),
+    case(
+        "seeds_feature_matching",
+        [*RING, "seeds=2", "trick=[feature_matching]"],
+        ["trick=feature_matching is not supported with seeds=2"],
+    ),
+    case("seeds_spectral_norm", [*RING, "seeds=2", "trick=[spectral_norm]"], ["trick=spectral_norm is not supported"]),
+    case("seeds_unrolled", [*RING, "seeds=2", "trick=[unrolled]"], ["trick=unrolled is not supported with seeds=2"]),
+    case(
+        "seeds_pacgan_splits_a_member",
+        [*RING, "seeds=2", "trick=[pacgan]", "trick.pacgan.m=3", "data.batch_size=100"],
+        ["trick.pacgan: data.batch_size=100 is not divisible by m=3"],
+    ),
+    case(
+        "seeds_conditional",
+        [*RING, "seeds=2", "model.conditional=concat"],
+        ["model.conditional=concat is not supported with seeds=2", "allowed model.conditional=null"],
+    ),
+]
+
+
 # ---- helpers ------------------------------------------------------------------------------------------
 def _fmt(items, tmp: Path, run: Path):
     return [s.format(tmp=tmp, run=run) for s in items]

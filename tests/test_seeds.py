@@ -123,3 +123,41 @@ def test_a_diverged_member_leaves_the_others_alone(tmp_path, monkeypatch):
         a = weights(tmp_path / "healthy" / f"seed{s}" / "checkpoints" / "last.ckpt")
         b = weights(tmp_path / "sick" / f"seed{s}" / "checkpoints" / "last.ckpt")
         assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def test_tricks_stay_within_each_member(tmp_path):
+    """Deterministic tricks (per-member statistics, packing, penalties, EMA, schedules, learning rates): members
+    still match their single runs."""
+    tricks = ["trick=[ema,minibatch_std,pacgan,r1,label_smoothing,ttur,g_steps]", "trick.ema.decay=0.9"]
+    train_run(tmp_path / "par", *RING, *tricks, "seeds=2", "trainer.max_steps=3")
+    for s in (0, 1):
+        train_run(tmp_path / f"one{s}", *RING, *tricks, f"seed={s}", "trainer.max_steps=3")
+        single = weights(tmp_path / f"one{s}" / "checkpoints" / "last.ckpt")
+        member = weights(tmp_path / "par" / f"seed{s}" / "checkpoints" / "last.ckpt")
+        assert member.keys() == single.keys() and any(".ema." in k for k in single)
+        for k in single:
+            torch.testing.assert_close(member[k], single[k], atol=ATOL, rtol=0, msg=f"seed {s}: {k}")
+
+
+def test_one_seed_with_random_tricks_is_bit_identical(tmp_path):
+    """Member 0 draws from the process's own stream: with one member, random tricks draw what the single run
+    draws."""
+    tricks = ["trick=[instance_noise,d_dropout,gradient_penalty]", "model.loss=wasserstein"]
+    train_run(tmp_path / "par", *RING, *tricks, "seeds=1", "trainer.max_steps=3")
+    train_run(tmp_path / "one", *RING, *tricks, "trainer.max_steps=3")
+    a = weights(tmp_path / "par" / "seed0" / "checkpoints" / "last.ckpt")
+    b = weights(tmp_path / "one" / "checkpoints" / "last.ckpt")
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+def test_dcgan_members_match_their_single_runs(tmp_path):
+    """Batch norm (running statistics per member) and convolutions under vmap."""
+    dcgan = ["model=dcgan", "data=digits", "model.generator.ngf=8", "model.discriminator.ndf=8", "data.batch_size=16"]
+    train_run(tmp_path / "par", *dcgan, "seeds=2", "trainer.max_steps=3")
+    for s in (0, 1):
+        train_run(tmp_path / f"one{s}", *dcgan, f"seed={s}", "trainer.max_steps=3")
+        single = weights(tmp_path / f"one{s}" / "checkpoints" / "last.ckpt")
+        member = weights(tmp_path / "par" / f"seed{s}" / "checkpoints" / "last.ckpt")
+        assert any("running_mean" in k for k in single)
+        for k in single:
+            torch.testing.assert_close(member[k].float(), single[k].float(), atol=ATOL, rtol=0, msg=f"seed {s}: {k}")
