@@ -145,6 +145,8 @@ def find_jobs(sweep_dir) -> list[Job]:
     jobs = []
     for ov_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml"), key=_natural):
         path = ov_file.parent.parent
+        if _yaml(path / ".hydra" / "config.yaml").get("seeds") is not None:
+            continue  # a seed-parallel run (seeds=N): its members in seed<k>/ are the jobs
         overrides = [str(o) for o in (yaml.safe_load(ov_file.read_text()) or [])]
         kept = sorted(o for o in overrides if not _ignored(o))
         seeds = [o.split("=", 1)[1] for o in overrides if _key(o) == "seed" and "=" in o]

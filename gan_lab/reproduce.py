@@ -92,6 +92,7 @@ class Entry:
     claims: tuple[Claim, ...] = ()
     scales: dict = field(default_factory=dict)  # name -> {overrides: [...], note: str}
     evaluate: str | None = None  # "sr_benchmark": Set5/Set14 of the trained checkpoint
+    seed_parallel: bool = False  # one seeds=N run per model (members in <model>/seed<k>/) instead of N runs
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -136,6 +137,7 @@ def load_entry(name: str) -> Entry:
             claims,
             dict(raw.get("scales") or {}),
             raw.get("evaluate"),
+            bool(raw.get("seed_parallel", False)),
         )
     except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"{where} is malformed: {type(e).__name__}: {e}") from None
@@ -557,6 +559,7 @@ def reproduce(
     sr_root: Path | str | None = None,
     train: bool = True,
     docs: Path | str | None = None,
+    seed_parallel: bool | None = None,
 ) -> list[dict]:
     """Run the tables (a name, a list of names, or 'all'), write them; returns their summaries. Every job is
     planned and its config validated before anything trains."""
@@ -576,6 +579,11 @@ def reproduce(
     if threads is not None:
         check_range("reproduce", "--threads", threads, 1, 1024)
     overrides = list(overrides or [])
+    if any(o.lstrip("+~").split("=", 1)[0] == "seeds" for o in overrides):
+        raise ConfigError(
+            "reproduce: seeds= is not a job override here; allowed --seeds N (how many seeds) and --seed-parallel "
+            "(each model's seeds as one batched run)"
+        )
     if docs is not None and not Path(docs).is_file():
         raise ConfigError(f"--docs {docs}: no such file (it must hold the reproduction markers)")
     if not out:  # like Hydra's run dirs: relative to the working directory, unique to the microsecond
@@ -610,7 +618,9 @@ def reproduce(
             sr_root = Path(sr_root)
         todo = []
         n_seeds = seeds or entry.seeds
-        for seed in range(n_seeds):
+        batched = entry.seed_parallel if seed_parallel is None else seed_parallel
+        batched = batched and entry.evaluate is None
+        for seed in range(1 if batched else n_seeds):
             for model in chosen[entry.name]:
                 if model.experiment is None or (entry.evaluate == "sr_benchmark" and sr_ckpt):
                     if seed == 0:
@@ -622,11 +632,17 @@ def reproduce(
                         "is not in gan_lab/conf/experiment"
                     )
                 ov = job_overrides(model, seed, steps_scale, scale_ov, overrides)
+                ov += [f"seeds={n_seeds}"] if batched else []  # members seed0..seed<N-1> in <model>/seed<k>/
                 cfg = jobrunner.compose(ov)
                 validate(cfg)
-                run_dir = out / entry.name / model.slug / f"seed{seed}"
+                if batched:
+                    from gan_lab.ensemble import check_seeds
+
+                    check_seeds(cfg)
+                run_dir = out / entry.name / model.slug / ("" if batched else f"seed{seed}")
                 action = jobrunner.plan_job(run_dir, ov, int(cfg.trainer.max_steps), strict=train)
-                todo.append((model, seed, jobrunner.Job(run_dir, ov, action, (model.label, seed))))
+                tag = (model.label, list(range(n_seeds)) if batched else seed)
+                todo.append((model, seed, jobrunner.Job(run_dir, ov, action, tag)))
         plans[entry.name] = todo
 
     summaries = []
@@ -670,14 +686,19 @@ def reproduce(
             label, seed = job.tag
             if entry.evaluate == "sr_benchmark":
                 r = _sr_after_training(job.run_dir, r, sr_root)
-            shown = ", ".join(f"{m.key}={r[m.key]:.4g}" for m in entry.metrics if isinstance(r.get(m.key), float))
-            verb = "reused" if job.action == "reuse" else "done"
-            print(
-                f"[{entry.name}] {label} seed {seed}: {verb}: {r.get('status')} ({r.get('steps', '?')} steps, "
-                f"{r.get('wall_time_s', '?')} s) {shown}",
-                flush=True,
-            )
-            results.setdefault(label, []).append({**r, "seed": seed, "dir": str(job.run_dir)})
+            members = [(seed, r, job.run_dir)]
+            if isinstance(seed, list):  # a seed-parallel run: its members' own metrics
+                members = [(k, jobrunner.read_metrics(job.run_dir / f"seed{k}"), job.run_dir / f"seed{k}")
+                           for k in seed]  # fmt: skip
+            for seed, r, where in members:
+                shown = ", ".join(f"{m.key}={r[m.key]:.4g}" for m in entry.metrics if isinstance(r.get(m.key), float))
+                verb = "reused" if job.action == "reuse" else "done"
+                print(
+                    f"[{entry.name}] {label} seed {seed}: {verb}: {r.get('status')} ({r.get('steps', '?')} steps, "
+                    f"{r.get('wall_time_s', '?')} s) {shown}",
+                    flush=True,
+                )
+                results.setdefault(label, []).append({**r, "seed": seed, "dir": str(where)})
 
         for job in todo:
             if job.action != "reuse":
@@ -708,6 +729,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the tables and their models, then exit")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 per model (default: the table's, 10 for the papers')")
+    parser.add_argument(
+        "--seed-parallel",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train each model's seeds as one batched run, seeds=N (default: the table's seed_parallel)",
+    )
     parser.add_argument("--models", help="comma-separated model labels to train (default: the table's defaults; all)")
     parser.add_argument("--scale", help="a schedule preset of the table, e.g. full (the paper's own schedule)")
     parser.add_argument(
@@ -748,6 +775,7 @@ def _reproduce(args) -> int:
         args.sr_root,
         not args.no_train,
         args.docs,
+        args.seed_parallel,
     )
     return 0
 

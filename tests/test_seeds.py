@@ -161,3 +161,28 @@ def test_dcgan_members_match_their_single_runs(tmp_path):
         assert any("running_mean" in k for k in single)
         for k in single:
             torch.testing.assert_close(member[k].float(), single[k].float(), atol=ATOL, rtol=0, msg=f"seed {s}: {k}")
+
+
+def test_reproduce_and_compare_take_the_members_as_seeds(tmp_path):
+    from gan_lab import reproduce as rp
+    from gan_lab.compare import compare
+
+    out = tmp_path / "rep"
+    args = dict(steps_scale=0.005, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1, models=["GAN"])
+    (summary,) = rp.reproduce("pacgan_ring", seeds=3, seed_parallel=True, **args)
+    gan = summary["models"][0]
+    assert gan["completed"] == 3 and [r["seed"] for r in gan["runs"]] == [0, 1, 2]
+    job = out / "pacgan_ring" / "gan"
+    assert json.loads((job / "metrics.json").read_text())["seeds"] == {
+        "0": "completed",
+        "1": "completed",
+        "2": "completed",
+    }
+    for k in range(3):
+        m = json.loads((job / f"seed{k}" / "metrics.json").read_text())
+        assert m["steps"] == 10 and gan["runs"][k]["modes_captured"] == m["modes_captured"]
+    rows = compare(out / "pacgan_ring", "modes_captured")  # the members, not the batched run, are the jobs
+    assert {r.group for r in rows} == {"(base)"}
+    assert next(r for r in rows if r.metric == "modes_captured").n == 3
+    with pytest.raises(ConfigError, match="seeds= is not a job override here"):
+        rp.reproduce("pacgan_ring", seeds=3, **{**args, "overrides": ["seeds=3"]})
