@@ -39,7 +39,7 @@ MIN_RANK_N = 3
 SETUP_DATA_KEYS = ("kind", "n_modes", "side", "radius", "spacing", "sigma", "root", "split", "size", "channels")
 # numeric entries of metrics.json that are bookkeeping, not results
 NON_METRIC_KEYS = ("epoch", "step", "global_step", "seed")
-LOWER_BETTER = ("fid", "kid", "reverse_kl", "class_kl", "stacked_kl", "l1", "l2", "ndb")
+LOWER_BETTER = ("fid", "kid", "intra_fid", "reverse_kl", "class_kl", "stacked_kl", "l1", "l2", "ndb")
 HIGHER_BETTER = (
     "modes_captured",
     "hq_fraction",
