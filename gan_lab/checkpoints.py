@@ -1,9 +1,9 @@
 """The one loader of checkpoints and weights files: `torch.load(..., weights_only=True)`.
 
-Every file gan_lab reads with torch goes through `load`: a checkpoint holding anything but tensors and plain
-containers is refused (unpickling arbitrary objects can run code), whatever torch's default or the
-TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD environment variable say. Its error text never suggests
-`weights_only=False`.
+Every file gan_lab reads with torch goes through `load` (the package's only `torch.load`), or through `load_file`
+for a file a user names in an option, which says in one line what is wrong with it. A file holding anything but
+tensors and plain containers is refused (unpickling arbitrary objects can run code), whatever torch's default
+or the TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD environment variable say. No error text suggests `weights_only=False`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,20 @@ def load(path: str | os.PathLike, *, mmap: bool = False, map_location="cpu"):
     import torch
 
     return torch.load(Path(path), map_location=map_location, weights_only=True, mmap=mmap)
+
+
+def load_file(path: str | os.PathLike, what: str, allowed: str, *, mmap: bool = False, map_location="cpu"):
+    """`load` for a file a user names (`what`: the option, e.g. "model.init_from"; `allowed`: what it may be):
+    a missing, truncated, foreign or refused file is one ConfigError line naming the option and the path."""
+    from gan_lab.errors import ConfigError
+
+    shown = str(path)
+    if not Path(path).expanduser().is_file():
+        raise ConfigError(f"{what}={shown!r} does not exist or is not a file; allowed {allowed}")
+    try:
+        return load(Path(path).expanduser(), mmap=mmap, map_location=map_location)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one line
+        raise ConfigError(f"{what}={shown!r} cannot be loaded: {refusal_reason(e)}; allowed {allowed}") from None
 
 
 RENAMED_HPARAMS = {"cond_shape": "condition_shape"}  # old name -> current, for checkpoints of earlier versions

@@ -56,9 +56,12 @@ class EvaluationCallback(pl.Callback):
         labels = pl_module.sample_labels(self.n_samples)  # class-conditional: the data's class frequencies
         if labels is not None:
             kw["labels"] = labels
-        with torch.no_grad():
+        # on a fork of the random streams: an evaluation never moves the training's (the first one of a process
+        # builds the feature net, whose random init a resumed run would otherwise draw at another step)
+        devices = [pl_module.device] if pl_module.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
             samples = pl_module.generate_samples(self.n_samples, labels=labels, datamodule=dm)
-        metrics, protocol = compute_metrics(samples, dm, n_real=self.n_real, feature_net=self.feature_net, **kw)
+            metrics, protocol = compute_metrics(samples, dm, n_real=self.n_real, feature_net=self.feature_net, **kw)
         protocol = {**protocol, **pl_module.label_protocol()}
         self.last_metrics, self.protocol, self._last_step = metrics, {**protocol, "step": step}, step
         self.history.append((step, metrics))

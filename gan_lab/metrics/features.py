@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from gan_lab.checkpoints import load_file
 from gan_lab.data.base import resize_images, split_train_val
 from gan_lab.errors import ConfigError
 
@@ -160,7 +161,8 @@ def _load(name: str) -> nn.Module:
             f"feature net weights {path} are missing; train them with python scripts/train_feature_net.py --name {name}"
         )
     net = SmallCNN()
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    allowed = f"the file scripts/train_feature_net.py --name {name} writes"
+    net.load_state_dict(load_file(path, "feature net weights", allowed))
     return FeatureNet(name, net, SHIPPED[name]["input_size"], file_version(path))
 
 

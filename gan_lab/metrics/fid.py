@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan_lab.checkpoints import load
 from gan_lab.errors import ConfigError
 from gan_lab.metrics.features import embed
 from gan_lab.metrics.pairwise import KidSpec, kid_prdc, kid_summary
@@ -162,7 +163,7 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
     data, source = None, "disk"
     if path.exists():
         try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = load(path)  # gan_lab.checkpoints: weights only
         except Exception:  # a corrupt or foreign cache file is recomputed and overwritten
             data = None
     if data is None:

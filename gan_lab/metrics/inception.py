@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_lab.checkpoints import load
 from gan_lab.errors import ConfigError
 
 FILE_NAMES = ("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth")
@@ -340,7 +341,7 @@ def _load(path: str, size: int, mtime: int, resize: str, expected: str | None) -
             f"weights' {expected}; download {URL}, or set metrics.fid.verify_weights=false to use a custom network"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load(path)  # gan_lab.checkpoints: weights only
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
         raise ConfigError(

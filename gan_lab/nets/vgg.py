@@ -59,10 +59,9 @@ class VGGFeatures(nn.Module):
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
     def _load(self, path: Path, owner: str) -> None:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line error
-            raise ConfigError(f"{owner}.vgg_weights={str(path)!r} is not a readable torch state dict ({e})") from None
+        from gan_lab.checkpoints import load_file
+
+        state = load_file(path, f"{owner}.vgg_weights", "torchvision's vgg19 state dict (features.N.weight keys)")
         state = state.get("state_dict", state) if isinstance(state, dict) else {}
         feats = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
         want = self.features.state_dict()

@@ -178,7 +178,9 @@ class SuperResolutionTask(ConditionalTask):
 
         if not Path(path).is_file():
             raise ConfigError(f"model.init_from={path!r} does not exist; give an SRResNet checkpoint (.ckpt)")
-        state = torch.load(path, map_location="cpu", weights_only=True).get("state_dict", {})
+        from gan_lab.checkpoints import load_file
+
+        state = load_file(path, "model.init_from", "an SRResNet checkpoint (.ckpt)").get("state_dict", {})
         g = {k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")}
         missing, unexpected = self.generator.load_state_dict(g, strict=False)
         if missing or not g:
