@@ -8,9 +8,10 @@ Jobs are the directories holding `.hydra/overrides.yaml` (at any depth). Jobs th
 by the keys in IGNORED_KEYS) form one group. Groups are ranked only against groups of the same setup (the data
 and the task: 25 modes of a grid are not comparable with 8 of a ring), and only when every group of the setup
 has at least MIN_RANK_N completed seeds; otherwise the intervals are shown and the setup is marked "n too small
-to rank". Only completed jobs contribute numbers; diverged and failed jobs (a job without metrics.json failed)
-are counted and always shown. Writes comparison.csv, comparison.md, comparison_<metric>.png and
-curves_<metric>.png into the sweep dir.
+to rank". Only completed jobs contribute numbers; pre-empted jobs (stopped by a signal with a checkpoint:
+resumable, `gan_lab.train` continues them), diverged and failed jobs (a job without metrics.json, or with an
+unreadable one, failed; the unreadable file is named) are counted and always shown. Writes comparison.csv,
+comparison.md, comparison_<metric>.png and curves_<metric>.png into the sweep dir.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ DEFAULT_METRICS = (
     "l1",
     "l2",
 )
-STATUSES = ("completed", "diverged", "failed")
+STATUSES = ("completed", "preempted", "diverged", "failed")
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Row:
     n: int
     values: list[float]
     completed: int
+    preempted: int
     diverged: int
     failed: int
     setup: str = ""
@@ -159,11 +161,14 @@ def find_jobs(sweep_dir) -> list[Job]:
             print(f"warning: {path / 'metrics.json'} is unreadable ({type(e).__name__}: {e}); counted as failed",
                   file=sys.stderr)  # fmt: skip
             raw = {"status": "failed"}
-        status = raw.get("status", "completed") if isinstance(raw, dict) else "failed"
+        if not isinstance(raw, dict):  # valid JSON, but not gan_lab's object (e.g. a bare list): named too
+            print(f"warning: {path / 'metrics.json'} holds no metrics object; counted as failed", file=sys.stderr)
+            raw = {"status": "failed"}
+        status = raw.get("status", "completed")
         status = status if status in STATUSES else "failed"
         metrics = {
             k: float(v)
-            for k, v in (raw.items() if isinstance(raw, dict) else [])
+            for k, v in raw.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NON_METRIC_KEYS
         }
         group = " ".join(kept) or "(base)"
@@ -389,11 +394,17 @@ def compare(sweep_dir, metric=None, lower_better=None, metrics=None, alpha=0.05,
         + " ".join(sentences)
         + f" Only completed jobs contribute numbers; {len(jobs)} job(s) in total."
     )
+    preempted = [j for j in jobs if j.status == "preempted"]
+    if preempted:  # stopped by a signal after a checkpoint: not failures, they continue where they stopped
+        sentence += (
+            f" {len(preempted)} pre-empted job(s) (stopped by a signal, checkpoint kept) are resumable: train each "
+            f"again with its overrides and hydra.run.dir=<its directory> (e.g. {preempted[0].path})."
+        )
 
-    header = ["setup", "#", "group", "completed", "diverged", "failed"]
+    header = ["setup", "#", "group", *STATUSES]
     header += [f"{m} (mean ± ci95)" for m in table_metrics] + [f"p vs best ({metric})", "vs best"]
     lines = [
-        [r.setup, place, r.group, str(r.completed), str(r.diverged), str(r.failed)]
+        [r.setup, place, r.group, *(str(getattr(r, s)) for s in STATUSES)]
         + [_cell(by_key[r.group, m]) for m in table_metrics]
         + [_fmt(p), v]
         for r, place, (p, v) in zip(ranked, places, checks, strict=True)
@@ -414,7 +425,8 @@ def compare(sweep_dir, metric=None, lower_better=None, metrics=None, alpha=0.05,
         for r, place, (p, v) in zip(ranked, places, checks, strict=True):
             for m in table_metrics:
                 x, extra = by_key[r.group, m], ([p, v] if m == metric else ["", ""])
-                w.writerow([r.setup, place, r.group, m, x.mean, x.ci95, x.n, x.completed, x.diverged, x.failed] + extra)
+                counts = [getattr(x, s) for s in STATUSES]
+                w.writerow([r.setup, place, r.group, m, x.mean, x.ci95, x.n, *counts] + extra)
     md = [f"# Sweep comparison: `{sweep_dir}`", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
     (sweep_dir / "comparison.md").write_text("\n".join(md + ["", sentence, ""]))
@@ -426,6 +438,8 @@ def compare(sweep_dir, metric=None, lower_better=None, metrics=None, alpha=0.05,
 
 
 def main(argv=None) -> int:
+    from gan_lab.cli import run_command
+
     parser = argparse.ArgumentParser(prog="gan-lab compare", description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", help="Hydra multirun directory (holding <job>/.hydra/overrides.yaml)")
     parser.add_argument("--metric", help="ranking metric (default: first of fid, modes_captured, psnr, ...)")
@@ -436,13 +450,16 @@ def main(argv=None) -> int:
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the Welch t-test")
     args = parser.parse_args(argv)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    try:
+
+    def body(_) -> int:
         if not 0 < args.alpha < 1:
             raise ConfigError(f"--alpha={args.alpha} is out of range; allowed (0, 1)")
         compare(args.sweep_dir, args.metric, args.lower_better, metrics, args.alpha)
-    except ConfigError as e:
-        print(f"gan-lab compare: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return 0
+
+    code = run_command(body, [], prefix="gan-lab compare: error")
+    if code:
+        raise SystemExit(code)
     return 0
 
 

@@ -148,10 +148,10 @@ def test_main_writes_files_and_counts_failures(sweep, capsys):
     md = (sweep / "comparison.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 4  # header + every group, the all-failed one included
-    assert table[1].startswith("| data=(sweep default) | 1 | (base) | 3 | 0 | 0 | 11 ± 2.484")
-    assert "| 2 | trick=[r1] | 3 | 0 | 1 |" in table[2] and "≈ best" in table[2]
-    assert "| – | data=toy2d_ring trick=[label_smoothing] | 2 | 1 | 0 |" in table[3]
-    assert "| 0 | 0 | 1 |" in table[4] and "n/a" in table[4]
+    assert table[1].startswith("| data=(sweep default) | 1 | (base) | 3 | 0 | 0 | 0 | 11 ± 2.484")
+    assert "| 2 | trick=[r1] | 3 | 0 | 0 | 1 |" in table[2] and "≈ best" in table[2]
+    assert "| – | data=toy2d_ring trick=[label_smoothing] | 2 | 0 | 1 | 0 |" in table[3]
+    assert "| 0 | 0 | 0 | 1 |" in table[4] and "n/a" in table[4]
     assert "Welch t-test" in md and "alpha=0.05" in md and "(lower is better)" in md
     assert md.count("n too small to rank") == 2  # the ring's and the grid's setups
 
@@ -187,6 +187,30 @@ def test_unlike_setups_are_never_ranked_together(tmp_path):
     md = (tmp_path / "comparison.md").read_text()
     assert md.count("n too small to rank") == 2 and "], task=GAN | 1 |" not in md
     assert "n=2: too few seeds to rank (< 3)" in md
+
+
+def test_preempted_jobs_are_resumable_not_failed_and_a_damaged_metrics_json_is_named(tmp_path, capsys):
+    """A job stopped by a signal (status "preempted", checkpoint kept) is counted on its own and named as
+    resumable; a truncated metrics.json (a job killed while writing it) is counted as failed, by its path."""
+    for seed, fid in enumerate([10.0, 11.0, 12.0]):
+        make_job(tmp_path, seed, [f"seed={seed}"], {"status": "completed", "fid": fid})
+    stopped = make_job(tmp_path, 3, ["seed=3"], {"status": "preempted", "fid": 99.0, "signal": "SIGTERM"})
+    damaged = make_job(tmp_path, 4, ["seed=4"], None)
+    (damaged / "metrics.json").write_text('{"status": "compl')  # truncated
+    listed = make_job(tmp_path, 5, ["seed=5"], ["not", "an", "object"])
+    assert main([str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{damaged / 'metrics.json'} is unreadable" in err and "counted as failed" in err
+    assert f"{listed / 'metrics.json'} holds no metrics object" in err
+    (row,) = summarize(group_jobs(find_jobs(tmp_path)), ["fid"])
+    assert (row.completed, row.preempted, row.diverged, row.failed) == (3, 1, 0, 2)
+    assert row.mean == pytest.approx(11.0)  # the pre-empted job's numbers (mid-run) never count
+    md = (tmp_path / "comparison.md").read_text()
+    assert "| completed | preempted | diverged | failed |" in md and "| 3 | 1 | 0 | 2 |" in md
+    assert "1 pre-empted job(s)" in md and "resumable" in md and str(stopped) in md
+    with open(tmp_path / "comparison.csv") as f:
+        (fid,) = list(csv.DictReader(f))
+    assert (fid["completed"], fid["preempted"], fid["failed"]) == ("3", "1", "2")
 
 
 def test_higher_better_metric_and_explicit_direction(sweep):
