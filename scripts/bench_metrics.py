@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     from gan_lab.metrics.evaluate import compute_metrics
     from gan_lab.metrics.features import embed, load_feature_net
     from gan_lab.metrics.mode_collapse import diversity, ndb, ndb_bins
-    from gan_lab.metrics.prdc import knn_sq, prdc
+    from gan_lab.metrics.prdc import kth_sq, prdc
 
     dm = DigitsDataModule(size=32, batch_size=64)
     dm.setup("fit")
@@ -172,15 +172,15 @@ def main(argv=None) -> int:
     f_fake, logits = timed("embed generated", lambda: embed(net, fake, logits=True), rows)
     timed("FID", lambda: fid_mod.fid(f_real, f_fake), rows)
     timed("KID (100 subsets of 1000)", lambda: fid_mod.kid(f_real, f_fake, 100, 1000), rows)
-    knn = timed("k-NN radii of the reference (k=5; cached after)", lambda: knn_sq(f_real, 5), rows)
-    timed("precision/recall k=3 + density/coverage k=5", lambda: prdc(f_real, f_fake, 3, 5, real_knn=knn), rows)
+    radii = timed("k-NN radii of the reference (k=3, 5; cached after)", lambda: kth_sq(f_real, (3, 5)), rows)
+    timed("precision/recall k=3 + density/coverage k=5", lambda: prdc(f_real, f_fake, 3, 5, real_radii=radii), rows)
     bins = timed("NDB bins of the reference (k-means, cached after)", lambda: ndb_bins(f_real, 50), rows)
     timed("NDB", lambda: ndb(f_real, f_fake, centroids=bins), rows)
     timed("diversity", lambda: diversity(f_real, f_fake), rows)
     parts = dict(rows)
     core = ("embed generated", "FID", "KID (100 subsets of 1000)", "precision/recall k=3 + density/coverage k=5")
     core_cached = sum(parts[k] for k in core)
-    reference = ("embed real (reference, uncached)", "k-NN radii of the reference (k=5; cached after)")
+    reference = ("embed real (reference, uncached)", "k-NN radii of the reference (k=3, 5; cached after)")
     core_cold = core_cached + sum(parts[k] for k in reference)
 
     print("compute_metrics (every metric, as a training run calls it):")

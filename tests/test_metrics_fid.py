@@ -6,7 +6,7 @@ from torchmetrics.image.kid import poly_mmd
 
 from gan_lab.metrics import fid as fid_mod
 from gan_lab.metrics.features import embed, heldout_data, load_feature_net
-from gan_lab.metrics.fid import fid, kid, real_stats
+from gan_lab.metrics.fid import fid, gaussian, kid, real_stats
 from gan_lab.metrics.pairwise import KidSpec, kid_prdc, kid_subsets
 
 
@@ -39,6 +39,14 @@ def test_fid_properties():
     assert fid(a, a + 0.5) == pytest.approx(16 * 0.25, rel=1e-6)
     with pytest.raises(ValueError, match="same D"):
         fid(a, a[:, :8])
+
+
+def test_covariance_from_upper_tiles_equals_numpy():
+    x = _correlated(300, 40, 8) + 3.0
+    mu, sigma = gaussian(x, block=16)  # tiles of 16, 16 and 8 columns: the last one ragged
+    want = np.cov(x.double().numpy(), rowvar=False)
+    assert torch.allclose(sigma, torch.from_numpy(want), rtol=1e-12, atol=1e-12)
+    assert torch.equal(sigma, sigma.T) and torch.allclose(mu, x.double().mean(0))
 
 
 def test_kid_matches_torchmetrics_and_is_seeded():

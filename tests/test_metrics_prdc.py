@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from gan_lab.metrics.prdc import density_coverage, knn_radii, prdc, precision_recall
+from gan_lab.metrics.pairwise import EXTRA
+from gan_lab.metrics.prdc import density_coverage, knn_radii, kth_sq, prdc, precision_recall
 
 
 def _dist(a, b):
@@ -128,3 +129,21 @@ def test_duplicated_points_count_inside_at_distance_equal_to_radius():
     assert m["density"] == 4 / (3 * 4)  # inside the 4 zero-radius balls of the duplicates
     assert m["coverage"] == 4 / 16
     assert m == _exact64(real, fake, 3, 3)
+
+
+def test_knn_distances_are_float64_exact_when_neighbours_crowd_or_tie():
+    """k-th neighbour distances through the three routes of the tiled search: well-separated neighbours (the
+    one pair recomputed), float32 near-ties (all candidates re-ranked in float64) and more duplicates than
+    the kept candidates (the row recomputed in full) all equal the k-th entry of a sorted float64 list."""
+    g = torch.Generator().manual_seed(7)
+    base = 3 * torch.randn(150, 16, generator=g, dtype=torch.float64)
+    crowd = base[:1].repeat(EXTRA + 12, 1)  # more copies of one point than a row keeps, all at distance 0
+    near = base[1:2] + 1e-6 * torch.randn(12, 16, generator=g, dtype=torch.float64)  # within float32's error
+    x = torch.cat([base, crowd, near]).float()
+    c = x.double() - x.double().mean(0)
+    want = (c[:, None] - c[None]).pow(2).sum(-1).sort(1).values
+    got = kth_sq(x, (1, 3, 5), 32)  # tiles smaller than the set: symmetric tiles and their transposes
+    for col, k in enumerate((1, 3, 5)):
+        assert torch.allclose(got[:, col], want[:, k], rtol=1e-12, atol=0), k
+    assert (got[150 : 150 + len(crowd)] == 0).all()  # the duplicates' radii are exactly 0
+    assert (got[-12:, 0] < 1e-9).all() and (got[-12:, 0] > 0).all()  # apart, far below float32's error

@@ -4,8 +4,9 @@
     fid(f_real, net.features(fake_images)); kid(f_real, f_fake, subsets=100, subset_size=1000)
 
 FID is the Frechet distance of the Gaussians fitted to the two feature sets (float64 mean and covariance
-with ddof 1, as pytorch-fid; tr sqrt(S1 S2) from symmetric eigendecompositions, see `frechet_distance`), computed
-from statistics so that a pytorch-fid statistics file (`.npz` with `mu`, `sigma`: `save_stats` /
+with ddof 1, as pytorch-fid, the covariance from its upper tiles; tr sqrt(S1 S2) from symmetric
+eigendecompositions, see `frechet_distance`), computed from statistics so that a pytorch-fid statistics
+file (`.npz` with `mu`, `sigma`: `save_stats` /
 `load_stats`) can stand in for the reference. KID is torchmetrics' polynomial-kernel MMD
 estimator (degree 3, gamma 1/D, coef 1; `poly_mmd`) on random subsets drawn with a seeded generator, so
 the value is reproducible; the kernel values come from the Gram tiles of `gan_lab.metrics.pairwise`
@@ -59,10 +60,23 @@ def _single_thread():
         torch.set_num_threads(n)
 
 
-def gaussian(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, covariance with ddof 1) of N x D features, float64."""
-    f = features.double()
-    return f.mean(0), torch.cov(f.T)
+def gaussian(features: torch.Tensor, block: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, covariance with ddof 1) of N x D features, float64. The covariance is symmetric: only its
+    `block` x `block` tiles on and above the diagonal are multiplied (10 of 16 for D = 2048), the others are
+    their transposes."""
+    x = features.double()
+    mu = x.mean(0)
+    x = x - mu
+    d = x.shape[1]
+    cov = torch.empty(d, d, dtype=torch.float64)
+    for i in range(0, d, block):
+        for j in range(i, d, block):
+            tile = x[:, i : i + block].T @ x[:, j : j + block]
+            if i == j:  # exactly symmetric: the upper triangle mirrored
+                tile = tile.triu() + tile.triu(1).T
+            cov[i : i + block, j : j + block] = tile
+            cov[j : j + block, i : i + block] = tile.T
+    return mu, cov.div_(len(x) - 1)
 
 
 def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:

@@ -88,7 +88,7 @@ class Centred:
         self.n = len(x)
 
 
-def exact_sq(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor, block: int = 2048) -> torch.Tensor:
+def exact_sq(a: torch.Tensor, b: torch.Tensor, i: torch.Tensor, j: torch.Tensor, block: int = 256) -> torch.Tensor:
     """float64 |a_i - b_j|^2 for the index pairs (i, j), as the sum of squared differences."""
     out = torch.empty(len(i), dtype=torch.float64)
     for s in range(0, len(i), block):
@@ -103,7 +103,8 @@ def _tiles(n: int, m: int, tile: int, symmetric: bool):
 
 
 class _Knn:
-    """Running k + 1 + EXTRA smallest float32 distances (and their columns) of each row; `exact()` re-ranks."""
+    """Running k + 1 + EXTRA smallest float32 distances (and their columns) of each row; `exact()` gives the
+    float64 distance to the k-th neighbour."""
 
     def __init__(self, n: int, k: int):
         if not 1 <= k < n:
@@ -119,66 +120,65 @@ class _Knn:
         self.v[rows], pos = vals.topk(self.m, dim=1, largest=False)
         self.i[rows] = cols.gather(1, pos)
 
-    def exact(self, x: Centred) -> torch.Tensor:
-        """N x (k+1) smallest float64 squared distances of each row (column 0: itself, 0)."""
-        k, n = self.k, x.n
+    def exact(self, x: Centred, ks: tuple[int, ...]) -> torch.Tensor:
+        """N x len(ks) float64 squared distances of each row to its k-th nearest other row, k in ks (<= self.k).
+
+        Column j of the kept list is the k-th neighbour (j = k: the row itself is among the k + 1 nearest)
+        when the float32 gaps to its kept neighbours exceed twice the largest bound of the row: then only
+        that pair is recomputed. Other rows re-rank every candidate in float64 (see the module doc)."""
+        n, m = x.n, self.m
         e = x.bound.double()
         v, e_kept = self.v.double(), e[self.i]
-        # threshold of the candidates: t + E + e(row, j), E the largest bound among the k + 1 nearest
-        base = v[:, k] + e + e_kept[:, : k + 1].max(1).values + e  # t + E + (row's part of e(row, j))
+        wide = e + e_kept.max(1).values  # the largest e(row, j) over the kept j
+        # candidates when the order is in doubt: t + E + e(row, j) (t the (k+1)-th distance, E its bound)
+        base = v[:, self.k] + e + e_kept[:, : self.k + 1].max(1).values + e
         cand = v <= base[:, None] + e_kept
-        full = torch.zeros(n, dtype=torch.bool)
-        if self.m < n:  # a point that was not kept could still be a candidate: that row is recomputed in full
-            full = self.v[:, -1].double() <= base + e.max()
-        rows, cols = cand.nonzero(as_tuple=True)
-        d = torch.full((n, self.m), math.inf, dtype=torch.float64)
-        d[rows, cols] = exact_sq(x.x64, x.x64, rows, self.i[rows, cols])
-        out = d.sort(1).values[:, : k + 1]
+        full = self.v[:, -1].double() <= base + e.max() if m < n else torch.zeros(n, dtype=torch.bool)
+        out = torch.empty(n, len(ks), dtype=torch.float64)
+        ones = torch.ones(n, dtype=torch.bool)
+        sure = torch.stack(
+            [(v[:, k - 1] + wide < v[:, k] - wide) & ((v[:, k + 1] - wide > v[:, k] + wide) if k + 1 < m else ones)
+             for k in ks], 1,
+        ) & ~full[:, None]  # fmt: skip
+        r, c = sure.nonzero(as_tuple=True)
+        out[r, c] = exact_sq(x.x64, x.x64, r, self.i[r, torch.tensor(ks)[c]])
+        doubt = (~sure.all(1) & ~full).nonzero().flatten()
+        if len(doubt):  # the order is in doubt: every candidate of the row in float64
+            r, j = cand[doubt].nonzero(as_tuple=True)
+            d = torch.full((len(doubt), m), math.inf, dtype=torch.float64)
+            d[r, j] = exact_sq(x.x64, x.x64, doubt[r], self.i[doubt[r], j])
+            out[doubt] = d.sort(1).values[:, list(ks)]
         everyone = torch.arange(n)
-        for r in full.nonzero().flatten().tolist():
-            out[r] = exact_sq(x.x64, x.x64, torch.full((n,), r), everyone).sort().values[: k + 1]
+        for row in full.nonzero().flatten().tolist():  # a point that was not kept could be a candidate
+            out[row] = exact_sq(x.x64, x.x64, torch.full((n,), row), everyone).sort().values[list(ks)]
         return out
 
 
 class _KidSums:
     """Per subset s, the float64 sum of k(a_i, b_j) over i in rows[s], j in cols[s] (i != j when the two are one
-    set), from Gram tiles of the centred features (a.b = centred product + w_a + w_b)."""
+    set), from Gram tiles of the centred features (a.b = centred product + w_a + w_b): the kernel tile times
+    the subsets' 0/1 membership columns (float32 products of ~tile x size / N terms, summed in float64)."""
 
-    def __init__(self, rows, cols, w_a, w_b, tile: int, n_a: int, n_b: int, dim: int):
-        self.r, self.c = _by_tile(rows, tile, n_a), _by_tile(cols, tile, n_b)
-        self.w_a, self.w_b, self.tile, self.gamma = w_a, w_b, tile, 1.0 / dim
+    def __init__(self, rows, cols, w_a, w_b, n_a: int, n_b: int, dim: int):
+        self.m_a, self.m_b = _membership(rows, n_a), _membership(cols, n_b)
+        self.gamma = 1.0 / dim
+        self.a, self.b = w_a * self.gamma + 0.5, w_b * self.gamma + 0.5  # kernel = (gamma g + a_i + b_j)^3
         self.sums = torch.zeros(len(rows), dtype=torch.float64)
 
-    def add(self, i0: int, j0: int, g: torch.Tensor, diagonal: bool, weight: float) -> None:
-        ri, rm = self.r[i0 // self.tile]
-        ci, cm = self.c[j0 // self.tile]
-        if ri.shape[1] == 0 or ci.shape[1] == 0:
-            return
-        v = g[ri[:, :, None], ci[:, None, :]]
-        v += self.w_a[ri + i0][:, :, None]
-        v += self.w_b[ci + j0][:, None, :]
-        v = v.mul_(self.gamma).add_(1)
-        k = v.square().mul_(v).mul_(rm[:, :, None]).mul_(cm[:, None, :])
-        s = k.sum((1, 2), dtype=torch.float64)
+    def add(self, i0: int, i1: int, j0: int, j1: int, g: torch.Tensor, diagonal: bool, weight: float) -> None:
+        k = g.mul(self.gamma).add_(self.a[i0:i1, None]).add_(self.b[None, j0:j1]).pow_(3)
+        m_a = self.m_a[i0:i1]
+        s = (m_a * (k @ self.m_b[j0:j1])).sum(0, dtype=torch.float64)
         if diagonal:
-            s -= k.diagonal(dim1=1, dim2=2).sum(1, dtype=torch.float64)
+            s -= (m_a * k.diagonal()[:, None]).sum(0, dtype=torch.float64)
         self.sums += weight * s
 
 
-def _by_tile(idx: torch.Tensor, tile: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """For each tile of [0, n): (S x R local indices of each subset's members in it, padded with 0; S x R
-    float mask of the real entries)."""
-    srt = idx.sort(1).values
-    out = []
-    for t0 in range(0, n, tile):
-        lo = torch.searchsorted(srt, torch.full((len(srt), 1), t0)).flatten()
-        hi = torch.searchsorted(srt, torch.full((len(srt), 1), t0 + tile)).flatten()
-        width = int((hi - lo).max()) if len(srt) else 0
-        pos = lo[:, None] + torch.arange(width)
-        mask = pos < hi[:, None]
-        local = srt.gather(1, pos.clamp_max(srt.shape[1] - 1)) - t0
-        out.append((local.masked_fill_(~mask, 0), mask.float()))
-    return out
+def _membership(idx: torch.Tensor, n: int) -> torch.Tensor:
+    """n x S float32: 1 where point i is in subset s."""
+    m = torch.zeros(n, len(idx))
+    m[idx, torch.arange(len(idx))[:, None].expand_as(idx)] = 1
+    return m
 
 
 class _Balls:
@@ -187,34 +187,38 @@ class _Balls:
     def __init__(self, fake: Centred, real: Centred, r_pr, r_dc, f_pr):
         self.fake, self.real = fake, real
         self.radii = {"r_pr": r_pr, "r_dc": r_dc, "f_pr": f_pr}  # float64 squared radii
-        self.r32 = {k: v.float() for k, v in self.radii.items()}
-        self.slack = {k: (2 * U) * v.float() for k, v in self.radii.items()}
         self.precise = torch.zeros(fake.n, dtype=torch.bool)
         self.dense = torch.zeros(fake.n, dtype=torch.long)
         self.recalled = torch.zeros(real.n, dtype=torch.bool)
         self.covered = torch.zeros(real.n, dtype=torch.bool)
 
-    def _le(self, d, band, name: str, i0: int, j0: int, by_row: bool) -> torch.Tensor:
-        """float64-exact d <= radius for the tile: float32 outside the error band, float64 inside it."""
-        part = slice(i0, i0 + d.shape[0]) if by_row else slice(j0, j0 + d.shape[1])
-        shape = (-1, 1) if by_row else (1, -1)
-        r32, slack = self.r32[name][part].view(shape), self.slack[name][part].view(shape)
-        gap = d - r32
-        out = gap <= 0
-        i, j = (gap.abs_().sub_(band) <= slack).nonzero(as_tuple=True)
+    def _le(self, d: torch.Tensor, name: str, i0: int, j0: int, by_row: bool) -> torch.Tensor:
+        """float64-exact d <= radius for the tile: decided in float32 below radius - band and above radius + band
+        (band: the radius' point's bound plus the largest bound of the tile's other points, thresholds rounded
+        outwards), recomputed in float64 between."""
+        rows, cols = slice(i0, i0 + d.shape[0]), slice(j0, j0 + d.shape[1])
+        own, other = (
+            (self.fake.bound[rows], self.real.bound[cols]) if by_row else (self.real.bound[cols], self.fake.bound[rows])
+        )
+        r = self.radii[name][rows if by_row else cols]
+        band = own.double() + other.max().double()
+        lo = torch.nextafter((r - band).float(), torch.tensor(-math.inf))
+        hi = torch.nextafter((r + band).float(), torch.tensor(math.inf))
+        lo, hi = (lo[:, None], hi[:, None]) if by_row else (lo[None, :], hi[None, :])
+        out = d <= lo
+        i, j = (d <= hi).logical_xor_(out).nonzero(as_tuple=True)
         if len(i):
             exact = exact_sq(self.fake.x64, self.real.x64, i + i0, j + j0)
-            out[i, j] = exact <= self.radii[name][(i + i0) if by_row else (j + j0)]
+            out[i, j] = exact <= r[i if by_row else j]
         return out
 
     def add(self, i0: int, j0: int, d: torch.Tensor) -> None:
         rows, cols = slice(i0, i0 + d.shape[0]), slice(j0, j0 + d.shape[1])
-        band = torch.add(self.fake.bound[rows, None], self.real.bound[None, cols])
-        self.precise[rows] |= self._le(d, band, "r_pr", i0, j0, False).any(1)
-        in_dc = self._le(d, band, "r_dc", i0, j0, False)
+        self.precise[rows] |= self._le(d, "r_pr", i0, j0, False).any(1)
+        in_dc = self._le(d, "r_dc", i0, j0, False)
         self.dense[rows] += in_dc.sum(1)
         self.covered[cols] |= in_dc.any(0)
-        self.recalled[cols] |= self._le(d, band, "f_pr", i0, j0, True).any(0)
+        self.recalled[cols] |= self._le(d, "f_pr", i0, j0, True).any(0)
 
     def result(self, k_dc: int) -> dict[str, float]:
         return {
@@ -238,14 +242,14 @@ def _pass(a: Centred, b: Centred | None, tile: int, knn: _Knn | None = None, kid
         for i0, i1, j0, j1 in _tiles(a.n, b.n, tile, symmetric):
             g = a.x32[i0:i1] @ b.x32[j0:j1].T
             if kid is not None:
-                kid.add(i0, j0, g, symmetric and i0 == j0, 2.0 if symmetric and i0 != j0 else 1.0)
+                kid.add(i0, i1, j0, j1, g, symmetric and i0 == j0, 2.0 if symmetric and i0 != j0 else 1.0)
             if knn is None and balls is None:
                 continue
             d = _sq_dists(a, b, i0, i1, j0, j1, g)
             if knn is not None:
                 knn.add(i0, j0, d)
                 if symmetric and i0 != j0:
-                    knn.add(j0, i0, d.T)
+                    knn.add(j0, i0, d.T.contiguous())
             if balls is not None:
                 balls.add(i0, j0, d)
 
@@ -268,13 +272,12 @@ def kid_summary(values: torch.Tensor, size: int, n_real: int, n_fake: int) -> tu
     return float(values.mean()), float(values.std(unbiased=False))
 
 
-def knn_sq(x: torch.Tensor, k: int, tile: int = TILE, mean: torch.Tensor | None = None) -> torch.Tensor:
-    """N x (k+1) smallest float64 squared distances of each row of x to the rows of x (column 0: itself), with
-    x centred on `mean` (default its own mean)."""
-    c = Centred(x, x.double().mean(0) if mean is None else mean)
-    knn = _Knn(c.n, k)
+def kth_sq(x: torch.Tensor, ks: tuple[int, ...], tile: int = TILE) -> torch.Tensor:
+    """N x len(ks) float64 squared distances of each row of x to its k-th nearest other row, for k in ks."""
+    c = Centred(x, x.double().mean(0))
+    knn = _Knn(c.n, max(ks))
     _pass(c, None, tile, knn=knn)
-    return knn.exact(c)
+    return knn.exact(c, tuple(ks))
 
 
 @torch.no_grad()
@@ -302,30 +305,30 @@ def kid_prdc(
         w_f = (f.x64 @ mean + mean.square().sum() / 2).float()
         rr_key = ("kid_rr", kid, f.n)
         if rr_key not in cache:
-            kid_rr = _KidSums(ir, ir, w_r, w_r, tile, r.n, r.n, dim)
-        kid_ff = _KidSums(jf, jf, w_f, w_f, tile, f.n, f.n, dim)
-        kid_fr = _KidSums(jf, ir, w_f, w_r, tile, f.n, r.n, dim)
+            kid_rr = _KidSums(ir, ir, w_r, w_r, r.n, r.n, dim)
+        kid_ff = _KidSums(jf, jf, w_f, w_f, f.n, f.n, dim)
+        kid_fr = _KidSums(jf, ir, w_f, w_r, f.n, r.n, dim)
     knn_r = knn_f = None
     if prdc is not None:
-        kmax = max(prdc.k_pr, prdc.k_dc)
-        knn_key = ("knn64", kmax)
-        cached = cache.get(knn_key)
-        if cached is None or cached.shape != (r.n, kmax + 1):
-            knn_r = _Knn(r.n, kmax)
+        ks = (prdc.k_pr, prdc.k_dc)
+        radii_key = ("kth_sq64", ks)
+        cached = cache.get(radii_key)
+        if cached is None or cached.shape != (r.n, 2):
+            knn_r = _Knn(r.n, max(ks))
         knn_f = _Knn(f.n, prdc.k_pr)
     if knn_r is not None or kid_rr is not None:
         _pass(r, None, tile, knn=knn_r, kid=kid_rr)
         if knn_r is not None:
-            cache[knn_key] = knn_r.exact(r)
+            cache[radii_key] = knn_r.exact(r, ks)
         if kid_rr is not None:
             cache[rr_key] = kid_rr.sums
     if knn_f is not None or kid_ff is not None:
         _pass(f, None, tile, knn=knn_f, kid=kid_ff)
     balls = None
     if prdc is not None:
-        real_knn = cache[knn_key]
-        f_pr = knn_f.exact(f)[:, prdc.k_pr]
-        balls = _Balls(f, r, real_knn[:, prdc.k_pr], real_knn[:, prdc.k_dc], f_pr)
+        real_radii = cache[radii_key]
+        f_pr = knn_f.exact(f, (prdc.k_pr,))[:, 0]
+        balls = _Balls(f, r, real_radii[:, 0], real_radii[:, 1], f_pr)
     _pass(f, r, tile, kid=kid_fr, balls=balls)
     if kid is not None:
         m = kid.size

@@ -27,12 +27,12 @@ from __future__ import annotations
 import torch
 
 from gan_lab.metrics.pairwise import TILE, PrdcSpec, kid_prdc
-from gan_lab.metrics.pairwise import knn_sq as knn_sq
+from gan_lab.metrics.pairwise import kth_sq as kth_sq
 
 
 def knn_radii(x: torch.Tensor, k: int, chunk: int = TILE) -> torch.Tensor:
-    """Distance of each row of x to its k-th nearest other row."""
-    return knn_sq(x, k, chunk)[:, k].sqrt()
+    """Distance of each row of x to its k-th nearest other row (float64)."""
+    return kth_sq(x, (k,), chunk)[:, 0].sqrt()
 
 
 def check(real: torch.Tensor, fake: torch.Tensor, k_pr: int, k_dc: int) -> None:
@@ -52,17 +52,17 @@ def prdc(
     k_pr: int = 3,
     k_dc: int = 5,
     chunk: int = TILE,
-    real_knn: torch.Tensor | None = None,
+    real_radii: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """{'precision', 'recall' (k=k_pr), 'density', 'coverage' (k=k_dc)} of N x D real vs M x D fake features.
 
-    `chunk`: the Gram tile size. `real_knn`: optional precomputed `knn_sq(real, max(k_pr, k_dc))`, to reuse
+    `chunk`: the Gram tile size. `real_radii`: optional precomputed `kth_sq(real, (k_pr, k_dc))`, to reuse
     across calls.
     """
     check(real, fake, k_pr, k_dc)
     cache = {}
-    if real_knn is not None and real_knn.dtype == torch.float64:
-        cache[("knn64", max(k_pr, k_dc))] = real_knn
+    if real_radii is not None and real_radii.dtype == torch.float64:
+        cache[("kth_sq64", (k_pr, k_dc))] = real_radii
     return kid_prdc(real, fake, prdc=PrdcSpec(k_pr, k_dc), tile=chunk, cache=cache)
 
 
