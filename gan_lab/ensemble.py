@@ -83,9 +83,13 @@ class Stacked(nn.Module):
         for attr in ("z_dim", "shape"):  # what the task reads of its nets
             if hasattr(nets[0], attr):
                 setattr(self, attr, getattr(nets[0], attr))
+        # (name, owning module, attribute) of every tensor: read at each call (a module's .to() replaces its
+        # buffers), without walking the module tree each time
+        names = [n for n, _ in self.inner.named_parameters()] + [n for n, _ in self.inner.named_buffers()]
+        self._refs = [(n, *_owner(self.inner, n)) for n in names]
 
     def _tensors(self) -> dict[str, torch.Tensor]:
-        return {**dict(self.inner.named_parameters()), **dict(self.inner.named_buffers())}
+        return {name: getattr(owner, leaf) for name, owner, leaf in self._refs}
 
     def forward(self, *args):
         s = self.members
