@@ -343,6 +343,11 @@ def check_seeds(cfg) -> int | None:
             f"seeds={seeds} with model.grad_clip={cfg.model.grad_clip}: the clipping norm would be taken over all "
             "members together; allowed model.grad_clip=null with seeds"
         )
+    if cfg.model.get("compile"):
+        raise ConfigError(
+            f"model.compile={cfg.model.compile} is not supported with seeds={seeds} (the batched nets run under "
+            "vmap); allowed model.compile=false"
+        )
     if cfg.model.get("conditional"):
         raise ConfigError(
             f"model.conditional={cfg.model.conditional} is not supported with seeds={seeds}: the nets write their "

@@ -655,6 +655,7 @@ CASES += [
         [*RING, "seeds=2", "trick=[pacgan]", "trick.pacgan.m=3", "data.batch_size=100"],
         ["trick.pacgan: data.batch_size=100 is not divisible by m=3"],
     ),
+    case("seeds_compile", [*RING, "seeds=2", "model.compile=true"], ["model.compile=True is not supported with seeds"]),
     case(
         "seeds_conditional",
         [*RING, "seeds=2", "model.conditional=concat"],

@@ -41,8 +41,8 @@ def weights(path) -> dict[str, torch.Tensor]:
 
 
 def test_one_seed_is_bit_identical_to_a_normal_run(tmp_path):
-    train_run(tmp_path / "par", *RING, "seed=3", "seeds=1", "trainer.max_steps=12")
-    train_run(tmp_path / "one", *RING, "seed=3", "trainer.max_steps=12")
+    train_run(tmp_path / "par", *RING, "seed=3", "seeds=1", "trainer.max_steps=6")
+    train_run(tmp_path / "one", *RING, "seed=3", "trainer.max_steps=6")
     member = weights(tmp_path / "par" / "seed3" / "checkpoints" / "last.ckpt")
     single = weights(tmp_path / "one" / "checkpoints" / "last.ckpt")
     assert member.keys() == single.keys()
@@ -163,6 +163,7 @@ def test_dcgan_members_match_their_single_runs(tmp_path):
             torch.testing.assert_close(member[k].float(), single[k].float(), atol=ATOL, rtol=0, msg=f"seed {s}: {k}")
 
 
+@pytest.mark.slow
 def test_reproduce_and_compare_take_the_members_as_seeds(tmp_path):
     from gan_lab import reproduce as rp
     from gan_lab.compare import compare
