@@ -664,6 +664,34 @@ CASES += [
 ]
 
 
+
+def mnist_test_split_only(tmp: Path, run: Path) -> None:
+    (tmp / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(2051, (10, 28, 28))))
+    (tmp / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(2049, (10,))))
+
+
+CASES += [
+    case(
+        "gan_on_image_pairs",  # the GAN's D was built for the 64 px targets and got the 16 px inputs
+        ["data=sr_folder", "model=dcgan", "data.hr_patch=64"],
+        ["model=dcgan generates images from noise", "image pairs", "[3, 16, 16] -> target [3, 64, 64]", "model=srgan"],
+    ),
+    case(
+        "mnist_test_split_only",
+        ["data=mnist", "data.root={tmp}"],
+        ["data.root='{tmp}' holds MNIST's t10k split only", "allowed data.split=t10k"],
+        setup=mnist_test_split_only,
+    ),
+]
+CLI_CASES += [
+    case(
+        "non_ascii_path_unquoted",
+        ["data=image_folder", "data.root={tmp}/bilder_ä"],
+        ["data.root={tmp}/bilder_ä", "must be quoted", "'data.root=\"{tmp}/bilder_ä\"'"],
+    ),
+]
+
+
 # ---- helpers ------------------------------------------------------------------------------------------
 def _fmt(items, tmp: Path, run: Path):
     return [s.format(tmp=tmp, run=run) for s in items]

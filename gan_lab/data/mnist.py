@@ -55,7 +55,15 @@ def load_mnist(root: str | Path, split: str = "train") -> tuple[torch.Tensor, to
         raise ConfigError(
             f"data.root={str(root)!r} is not a directory; expected the folder holding {split}-images-idx3-ubyte.gz"
         )
-    images = read_idx(_find(root, f"{split}-images-idx3-ubyte"))
+    other = {"train": "t10k", "t10k": "train"}[split]
+    stem, alt = f"{split}-images-idx3-ubyte", f"{other}-images-idx3-ubyte"
+    present = {n for n in (stem, alt) if (root / f"{n}.gz").exists() or (root / n).exists()}
+    if present == {alt}:
+        raise ConfigError(
+            f"data.root={str(root)!r} holds MNIST's {other} split only ({alt}.gz, no {stem}.gz); allowed "
+            f"data.split={other} with this folder, or a data.root holding {stem}.gz"
+        )
+    images = read_idx(_find(root, stem))
     labels = read_idx(_find(root, f"{split}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ConfigError(f"MNIST files in {root} do not match: images {images.shape}, labels {labels.shape}")

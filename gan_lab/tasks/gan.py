@@ -91,6 +91,13 @@ class GANTask(AdversarialTask):
         **kwargs,
     ):
         name = kwargs.get("name") or "gan"
+        if kwargs.get("condition_shape") is not None:  # image pairs or two domains: batch[0] is not what D is for
+            raise ConfigError(
+                f"model={name} generates images from noise (and class labels), but the selected data gives image "
+                f"pairs or two domains (condition {list(kwargs['condition_shape'])} -> target "
+                f"{list(kwargs.get('data_shape') or [])}); allowed with that data: an image-conditioned model "
+                "(model=srgan, srresnet, pix2pix) or model=cyclegan"
+            )
         self._cond = _conditioning(name, conditional, num_classes, class_counts, kwargs)
         super().__init__(*args, **kwargs)
         self.conditional, self.num_classes, freq = self._cond
