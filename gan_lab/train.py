@@ -375,6 +375,7 @@ def train(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = N
             status, error = "failed", "interrupted"
         else:
             _final_checkpoint(trainer)
+            _wait_for_all_ranks(trainer)
     except Preempted as e:
         status, extra = "preempted", {"signal": signal_name(e.signum), "exit_code": e.exit_code}
         log.warning("pre-empted by %s at step %d: %s written; continue with ckpt_path=last", *_pre(e))
@@ -426,6 +427,14 @@ def _final_checkpoint(trainer) -> None:
             trainer.save_checkpoint(cb.path, weights_only=False)
 
 
+def _wait_for_all_ranks(trainer) -> None:
+    """Several processes: the run is completed once every rank has finished its end-of-run work (callbacks'
+    on_train_end, teardown). Rank 0 waits for them here, so a rank failing there fails the run instead of
+    being lost when rank 0 exits first."""
+    if trainer.world_size > 1:
+        trainer.strategy.barrier("gan_lab.train end of run")
+
+
 def _finish_wandb():
     if "wandb" in sys.modules:
         import wandb
@@ -466,8 +475,8 @@ def main(cfg: DictConfig) -> float:
             log.exception("job failed; the sweep goes on")
             return DIVERGED_PENALTY
         raise
-    if metrics.get("status") == "preempted":  # 128 + signal: the scheduler sees a job ended by that signal
-        sys.exit(metrics["exit_code"])
+    if metrics.get("status") == "preempted" and is_global_zero():  # 128 + signal: the scheduler sees a job ended
+        sys.exit(metrics["exit_code"])  # by that signal (DDP: rank 0's status is the job's; see callbacks/signals.py)
     return objective_value(cfg, metrics)
 
 if __name__ == "__main__":

@@ -10,13 +10,21 @@ dependency sees as not successful. `ckpt_path=last` into the same directory (or 
 there) continues exactly where the checkpoint left off. A second Ctrl+C stops at once (KeyboardInterrupt).
 
 Under SLURM with Lightning's auto-requeue, SIGUSR1 stays with Lightning (it saves an hpc checkpoint and
-requeues the job itself). A run of several processes (trainer=ddp) keeps Lightning's own SIGTERM handling,
-which stops every rank; it saves no checkpoint there (the periodic ones remain).
+requeues the job itself).
+
+A run of several processes (trainer=ddp) stops the same way, whichever ranks got the signal (the launching
+process alone, or every task as SLURM sends it): at each step boundary the ranks agree in one all_reduce on
+the signal any of them received, so every rank saves the same step (one checkpoint, written by rank 0) and
+stops together. Rank 0, whose exit status is the job's, exits with 128 + the signal; the other ranks exit 0
+once the checkpoint is saved (a rank that Lightning started and that exited non-zero would make it kill the
+launching process before it records "preempted").
 
 The same callback writes the final `last.ckpt` of a run at the end of its last batch, before the end-of-run
 evaluation and samples (and puts it back after Lightning's own end-of-training save of last.ckpt): extending
 `trainer.max_steps` from it continues exactly like a longer run (same data order, random streams and
-monitor state).
+monitor state). Only rank 0 touches the checkpoint files (it writes them): the ranks of a DDP run share the
+checkpoint directory, and two processes moving the same files would race (one of them failing at the end
+of the run, its end-of-run work lost).
 """
 
 from __future__ import annotations
@@ -72,9 +80,9 @@ class PreemptionCheckpoint(Checkpoint):
     # ---- signals: installed for the training loop only, after Lightning's own handlers ----------------
     def on_train_start(self, trainer, pl_module) -> None:
         self.signum = None
-        if threading.current_thread() is not threading.main_thread() or trainer.world_size > 1:
-            return  # several processes: Lightning's own SIGTERM handling (it stops every rank)
-        for sig in _signals(trainer):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in _signals(trainer):  # replaces Lightning's SIGTERM handler (a collective inside a handler)
             self._previous[sig] = signal.getsignal(sig)
             signal.signal(sig, self._handle)
 
@@ -93,20 +101,35 @@ class PreemptionCheckpoint(Checkpoint):
     def teardown(self, trainer, pl_module, stage: str) -> None:
         if threading.current_thread() is threading.main_thread():
             self._restore()
-        self._kept.unlink(missing_ok=True)
+        if trainer.is_global_zero:
+            self._kept.unlink(missing_ok=True)
 
     # ---- the step boundary -------------------------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if self.signum is not None:
-            trainer.save_checkpoint(self.path, weights_only=False)
+        signum = self.agreed_signal(trainer)
+        if signum:
+            trainer.save_checkpoint(self.path, weights_only=False)  # every rank (a collective), rank 0 writes
             for lg in trainer.loggers:  # rows logged so far reach metrics.csv before the process ends
                 lg.save()
-            raise Preempted(self.signum, step, str(self.path))
+            raise Preempted(signum, step, str(self.path))
         if 0 < trainer.max_steps <= step:
             trainer.save_checkpoint(self.path, weights_only=False)
             self.final_saved_step = step
-            self._keep_final()
+            if trainer.is_global_zero:
+                self._keep_final()
+
+    def agreed_signal(self, trainer) -> int:
+        """The signal to stop for at this step boundary (0: none). Several processes agree on it in one
+        all_reduce (the largest signal number any rank received), so that all of them stop at this step."""
+        if trainer.world_size == 1:
+            return self.signum or 0
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([self.signum or 0], dtype=torch.int32, device=trainer.strategy.root_device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag.item())
 
     # ---- the final checkpoint survives Lightning's end-of-training save ---------------------------------
     @property
@@ -116,8 +139,8 @@ class PreemptionCheckpoint(Checkpoint):
     def _keep_final(self) -> None:
         """ModelCheckpoint(save_last=True) saves last.ckpt again in on_train_end, after the end-of-run
         evaluation and samples; a second name for the file just written (a hard link: writes replace files,
-        so it keeps these bytes) restores it there."""
-        if not self.path.is_file():  # another rank's process, or a remote path
+        so it keeps these bytes) restores it there. Rank 0 only (the caller), which wrote the file."""
+        if not self.path.is_file():  # a remote path
             return
         self._kept.unlink(missing_ok=True)
         try:
@@ -126,7 +149,7 @@ class PreemptionCheckpoint(Checkpoint):
             shutil.copyfile(self.path, self._kept)
 
     def on_train_end(self, trainer, pl_module) -> None:  # after ModelCheckpoint's (Checkpoint callbacks run last)
-        if self.final_saved_step == trainer.global_step and self._kept.is_file():
+        if trainer.is_global_zero and self.final_saved_step == trainer.global_step and self._kept.is_file():
             os.replace(self._kept, self.path)
 
     def state_dict(self) -> dict:
