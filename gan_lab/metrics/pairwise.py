@@ -75,6 +75,16 @@ def highest_precision():
         torch.set_float32_matmul_precision(old)
 
 
+@contextmanager
+def _threads(n: int):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class Centred:
     """Features centred on `mean`: float32 copy, squared norms (float32 of the float64 value), each point's
     part of the distance error bound, e(a, b) = bound[a] + bound[b], and float64 rows on demand (`rows64`,
@@ -252,9 +262,11 @@ def _pass(a: Centred, b: Centred | None, tile: int, knn: _Knn | None = None, kid
     """One pass over the Gram tiles of a with b (b None: a with itself, tiles on and above the diagonal)."""
     symmetric = b is None
     b = a if symmetric else b
-    with highest_precision():
+    threads = torch.get_num_threads()
+    with highest_precision(), _threads(1):  # the tile's own work: one thread (OpenMP sync costs more here)
         for i0, i1, j0, j1 in _tiles(a.n, b.n, tile, symmetric):
-            g = a.x32[i0:i1] @ b.x32[j0:j1].T
+            with _threads(threads):  # the Gram tile: the caller's threads
+                g = a.x32[i0:i1] @ b.x32[j0:j1].T
             if kid is not None:
                 kid.add(i0, i1, j0, j1, g, symmetric and i0 == j0, 2.0 if symmetric and i0 != j0 else 1.0)
             if knn is None and balls is None:
