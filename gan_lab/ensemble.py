@@ -455,10 +455,10 @@ class _MemberTrainer:
     """The trainer as one member's callbacks see it: its own run directory and loggers."""
 
     def __init__(self, trainer, root: Path, loggers: list):
-        self._trainer, self.default_root_dir, self.loggers = trainer, str(root), loggers
+        self._run_trainer, self.default_root_dir, self.loggers = trainer, str(root), loggers
 
     def __getattr__(self, name):
-        return getattr(self._trainer, name)
+        return getattr(self._run_trainer, name)
 
 
 class MemberCallbacks(pl.Callback):
