@@ -4,6 +4,8 @@ monitor; no W&B: logger=none).
 
     python scripts/bench_seeds.py                          # the table of docs/seeds.md (tens of minutes)
     python scripts/bench_seeds.py --cases mlp100 --members 1,10 --steps 200
+    python scripts/bench_seeds.py --cases experiment=pacgan_ring_gan --members 10 --steps 80   # a preset
+    python scripts/bench_seeds.py --kernels                # the D's forward+backward alone, 1 vs S members
 
 Each measurement is a fresh process with one torch thread, training through `gan_lab.train.train`. The
 steady-state rate is taken between the end of batch `--warmup` and the last batch (CPU seconds of the process
@@ -85,6 +87,32 @@ def _child(args) -> None:
     print("RESULT " + json.dumps(out))
 
 
+def kernels(members: list[int], batch: int = 100, repeats: int = 200) -> None:
+    """Where the time goes without the loop: forward + backward of the 3x128 2-D MLP discriminator, one member
+    as a plain module against S members stacked (`gan_lab.ensemble.Stacked`), CPU ms per call."""
+    import torch
+
+    from gan_lab.ensemble import Stacked
+    from gan_lab.nets.mlp import MLPDiscriminator
+
+    torch.set_num_threads(1)
+
+    def ms(net, x) -> float:
+        for _ in range(10):
+            net(x).sum().backward()
+        t = time.process_time()
+        for _ in range(repeats):
+            net(x).sum().backward()
+        return (time.process_time() - t) / repeats * 1e3
+
+    one = ms(MLPDiscriminator((2,), hidden=(128, 128, 128)), torch.randn(batch, 2))
+    print(f"one member: {one:.2f} ms")
+    for s in members:
+        nets = [MLPDiscriminator((2,), hidden=(128, 128, 128)) for _ in range(s)]
+        t = ms(Stacked(nets), torch.randn(s * batch, 2))
+        print(f"{s} members stacked: {t:.2f} ms = {t / (s * one):.2f} x {s} single members")
+
+
 def measure(overrides: list[str], steps: int, warmup: int) -> dict:
     cmd = [sys.executable, __file__, "--child", "--steps", str(steps), "--warmup", str(warmup), "--", *overrides]
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
@@ -103,17 +131,23 @@ def main(argv=None) -> int:
     p.add_argument("--dcgan-steps", type=int, default=60, help="batches per run (DCGAN)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--out", default=None, help="write the results as JSON here")
+    p.add_argument("--kernels", action="store_true", help="only time one net's forward+backward, 1 vs S members")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         _child(args)
         return 0
+    if args.kernels:
+        kernels([int(x) for x in args.members.split(",")])
+        return 0
     rows = []
     print("| model | S | single run steps/s (CPU) | S-member member-steps/s (CPU) | ratio CPU | ratio wall |")
     print("|---|---|---|---|---|---|")
     for case in args.cases.split(","):
-        base = CASES[case] + (MLP_3x128 if case.startswith("mlp") else [])
+        if case not in CASES and not case.startswith("experiment="):
+            p.error(f"--cases {case!r} is not known; allowed {', '.join(CASES)} or experiment=<preset>")
+        base = CASES[case] + (MLP_3x128 if case.startswith("mlp") else []) if case in CASES else [case]
         steps = args.dcgan_steps if case.startswith("dcgan") else args.steps
         warmup = min(args.warmup, steps // 3)
         single = measure(base, steps, warmup)
@@ -129,8 +163,8 @@ def main(argv=None) -> int:
             }
             rows.append(row)
             print(
-                f"| {LABELS[case]} | {s} | {single['steps_per_s_cpu']:.1f} | {s * par['steps_per_s_cpu']:.1f} | "
-                f"{row['ratio_cpu']:.2f}x | {row['ratio_wall']:.2f}x |",
+                f"| {LABELS.get(case, case)} | {s} | {single['steps_per_s_cpu']:.1f} | "
+                f"{s * par['steps_per_s_cpu']:.1f} | {row['ratio_cpu']:.2f}x | {row['ratio_wall']:.2f}x |",
                 flush=True,
             )
     if args.out:
