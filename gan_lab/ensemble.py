@@ -59,10 +59,8 @@ SEEDS_HELP = "allowed null (one run) or an integer >= 1"
 
 # ---- the batched nets ---------------------------------------------------------------------------------
 def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
-    *path, leaf = name.split(".")
-    for p in path:
-        module = getattr(module, p)
-    return module, leaf
+    path, _, leaf = name.rpartition(".")
+    return module.get_submodule(path), leaf
 
 
 class Stacked(nn.Module):
