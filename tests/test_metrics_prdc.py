@@ -147,3 +147,22 @@ def test_knn_distances_are_float64_exact_when_neighbours_crowd_or_tie():
         assert torch.allclose(got[:, col], want[:, k], rtol=1e-12, atol=0), k
     assert (got[150 : 150 + len(crowd)] == 0).all()  # the duplicates' radii are exactly 0
     assert (got[-12:, 0] < 1e-9).all() and (got[-12:, 0] > 0).all()  # apart, far below float32's error
+
+
+def test_far_apart_sets_keep_float32_screening(monkeypatch):
+    """Generated features far from the real ones (every coordinate shifted by 1000): each set's neighbours
+    are searched on its own mean, so the float32 error bounds stay small and only a few pairs per point are
+    recomputed in float64 (centred on the real mean, every fake k-NN row fell back to a full float64 row)."""
+    import gan_lab.metrics.pairwise as pw
+
+    g = torch.Generator().manual_seed(11)
+    real = torch.randn(300, 64, generator=g).relu()
+    fake = torch.randn(280, 64, generator=g).relu() + 1000.0
+    recomputed = []
+    exact = pw.exact_sq
+    monkeypatch.setattr(pw, "exact_sq", lambda a, b, i, j, *r: recomputed.append(len(i)) or exact(a, b, i, j, *r))
+    got = prdc(real, fake, chunk=128)
+    assert sum(recomputed) < 4 * (len(real) + len(fake))
+    assert got == _exact64(real, fake, 3, 5) == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    near = torch.randn(280, 64, generator=g).relu() + 0.05  # and an overlapping set still matches float64
+    assert prdc(real, near, chunk=128) == _exact64(real, near, 3, 5)

@@ -18,18 +18,22 @@ above the diagonal) and fake-real. No N x M matrix is ever held: the peak is a f
 For 10k vs 10k 2048-d features that is 2.1 products of 10k x 10k x 2048 (~4.3e11 multiply-adds) instead of
 the 6 that KID (3 x 100 subsets of 1000^2 pairs) and PRDC (3 full distance matrices) take separately.
 
-Exactness. Features are centred on the real mean in float64 (distances do not change). The float32 squared
-distance differs from the float64 one (the sum of squared differences of the float64 centred features) by at
-most e(a, b) = (D + 16) 2^-24 (|a|^2 + |b|^2): the rounding bound of a float32 dot product in any summation
-order, gamma_D sum |a_i b_i| <= D 2^-24 (|a|^2 + |b|^2) / 2, doubled, plus the roundings of the inputs, norms
-and sums. Hence:
-- a ball test d <= r is decided in float32 when |d32 - r| > e(a, b) + 2^-23 r, and recomputed in float64
-  otherwise, so every decision is that of the float64 distance (boundary rule <=);
-- k-NN: every point whose float64 distance can be among the k + 1 smallest has a float32 distance
-  <= t + E + e(a, b), with t the (k+1)-th smallest float32 distance and E the largest bound among those k + 1.
-  When the largest distance a row keeps is above that for every point (the usual case), the float64
-  distances of the kept points within it hold the exact k + 1 smallest; a row where it is not (more than
-  EXTRA points crowd the boundary) is recomputed in float64 in full.
+Exactness. Features are centred in float64 (distances do not change): each set on its own mean for its own
+neighbours, both on the real mean for fake-real pairs, so that the norms, and with them the error bounds,
+stay small even when the two sets lie far apart. The float32 squared distance differs from the float64 one
+(the sum of squared differences of the float64 centred features) by at most
+e(a, b) = (D + 16) 2^-24 (|a|^2 + |b|^2): the rounding bound of a float32 dot product in any summation order,
+gamma_D sum |a_i b_i| <= D 2^-24 (|a|^2 + |b|^2) / 2, doubled, plus the roundings of the inputs, norms and
+sums. Hence:
+- a ball test d <= r is decided in float32 below r - band and above r + band (band: the bound of the ball's
+  point plus the largest bound among the tile's other points; thresholds rounded outwards to float32) and
+  recomputed in float64 between, so every decision is that of the float64 distance (boundary rule <=);
+- k-NN: each row keeps its k + 1 + EXTRA smallest float32 distances. When the float32 gaps around the k-th
+  neighbour exceed twice the row's largest bound, its rank is proven and only that pair is recomputed in
+  float64. Otherwise every point whose float64 distance can be among the k + 1 smallest has a float32
+  distance <= t + E + e(a, b) (t the (k+1)-th smallest float32 distance, E the largest bound among those
+  k + 1): those candidates are re-ranked in float64, and a row where a point that was not kept could be one
+  (more than EXTRA points crowd the boundary) is recomputed in float64 in full.
 Float32 products run at "highest" precision (no TF32/bf16 products a user may have enabled elsewhere).
 """
 
@@ -321,7 +325,8 @@ def kid_prdc(
     from it and stored in it, so that a later call with other fake features skips the real-real pass."""
     cache = {} if cache is None else cache
     mean = real.double().mean(0)
-    r, f = Centred(real, mean), Centred(fake, mean)
+    r, f = Centred(real, mean), Centred(fake, mean)  # real-real and fake-real pairs: on the real mean
+    f_own = Centred(fake, fake.double().mean(0))  # fake-fake pairs: on the fake mean (tight bounds, see above)
     dim = real.shape[1]
     out: dict = {}
     kid_rr = kid_ff = kid_fr = None
@@ -331,7 +336,7 @@ def kid_prdc(
         rr_key = ("kid_rr", kid, f.n)
         if rr_key not in cache:
             kid_rr = _KidSums(ir, ir, w_r, w_r, r.n, r.n, dim)
-        kid_ff = _KidSums(jf, jf, w_f, w_f, f.n, f.n, dim)
+        kid_ff = _KidSums(jf, jf, f_own.w.float(), f_own.w.float(), f.n, f.n, dim)
         kid_fr = _KidSums(jf, ir, w_f, w_r, f.n, r.n, dim)
     knn_r = knn_f = None
     if prdc is not None:
@@ -348,11 +353,11 @@ def kid_prdc(
         if kid_rr is not None:
             cache[rr_key] = kid_rr.sums
     if knn_f is not None or kid_ff is not None:
-        _pass(f, None, tile, knn=knn_f, kid=kid_ff)
+        _pass(f_own, None, tile, knn=knn_f, kid=kid_ff)
     balls = None
     if prdc is not None:
         real_radii = cache[radii_key]
-        f_pr = knn_f.exact(f, (prdc.k_pr,))[:, 0]
+        f_pr = knn_f.exact(f_own, (prdc.k_pr,))[:, 0]
         balls = _Balls(f, r, real_radii[:, 0], real_radii[:, 1], f_pr)
     _pass(f, r, tile, kid=kid_fr, balls=balls)
     if kid is not None:
