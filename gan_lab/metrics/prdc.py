@@ -13,7 +13,8 @@ All four numbers and the k-NN radii come from the tiled float32 Gram passes of `
 Squared distances are compared with squared radii (same order, no square roots).
 
 Precision of the decisions: every comparison and every radius is that of float64 distances (the sum of
-squared differences of the features centred on the real mean, in float64). A float32 distance decides only
+squared differences of centred features, in float64: each set's own neighbours on its own mean, fake-real
+pairs on the real mean). A float32 distance decides only
 where it is further from the radius than its proven rounding bound, (D + 16) 2^-24 (|a|^2 + |b|^2); the
 pairs within the bound and the k nearest neighbours behind each radius are recomputed in float64 (see
 `pairwise`). (With float32 alone a sample near a ball's boundary flips for features of large norm.)
