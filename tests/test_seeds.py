@@ -89,6 +89,10 @@ def test_member_outputs_are_normal_runs(tmp_path):
     whole = load_run(run / "checkpoints" / "last.ckpt", device="cpu")
     with pytest.raises(ConfigError, match=r"holds 2 seed-parallel members.*seed<k>/checkpoints/last.ckpt"):
         whole.task.generate_samples(7)
+    from gan_lab.sample import load_task  # gan-lab sample: the same line, before building anything
+
+    with pytest.raises(ConfigError, match=r"holds 2 seed-parallel members.*seed<k>/checkpoints/last.ckpt"):
+        load_task(run / "checkpoints" / "last.ckpt", device="cpu")
 
 
 def test_resume_is_bit_identical(tmp_path):
