@@ -393,7 +393,8 @@ CASES = [
     ),
     case(
         "conditional_unlabelled_data",
-        ["model=gan_mlp", "model.conditional=concat", *SR, "+data.root={tmp}/images", "+data.batch_size=1"],
+        ["model=gan_mlp", "model.conditional=concat", "data=image_folder", "data.root={tmp}/images",
+         "data.batch_size=1"],
         ["model.conditional=concat needs data with class labels", "labelled data: digits, mnist"],
         setup=one_image,
     ),
