@@ -146,6 +146,7 @@ CLI_CASES = [
     case("override_syntax", ["model.g_optimizer.betas=[0.5"], ["model.g_optimizer.betas=[0.5", "override"]),
     case("wrong_type_max_steps", ["trainer.max_steps=abc"], ["max_steps='abc'", "must be an integer", "[1, inf)"]),
     case("threads_zero", ["threads=0"], ["threads=0", "allowed null or [1, inf)"]),
+    case("d_batchnorm_not_bool", ["model.discriminator.batchnorm=2"], ["batchnorm=2 is not a boolean", "true, false"]),
     case("sr_preset_without_photos", ["experiment=srresnet_x4"], ["root=None is not set", "data.root=<dir>"]),
     case("missing_data_dir", ["data=mnist", "data.root={tmp}/nope"], ["data.root='{tmp}/nope'", "not a directory"]),
     case(

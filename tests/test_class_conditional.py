@@ -96,6 +96,21 @@ def test_spectral_norm_bounds_the_projection_embedding(tmp_path):
     assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=1e-3)
 
 
+def test_discriminator_without_batch_norm_for_spectral_norm(tmp_path):
+    """model.discriminator.batchnorm=false: SNGAN's projection D (spectral norm alone, no batch norm); trains."""
+    _, task, _ = make(tmp_path, "model=dcgan", "model.conditional=projection", "trick=[spectral_norm]",
+                      "model.discriminator.batchnorm=false")  # fmt: skip
+    d = task.discriminator
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    convs = [m for m in d.body.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.bias is not None for c in convs[1:])  # the convs that lost their batch norm get biases
+    _, task, _ = make(tmp_path / "bn", "model=dcgan", "model.conditional=projection")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in task.discriminator.modules())
+    m = train_run(tmp_path / "run", "model=dcgan", "data=digits", "model.conditional=projection",
+                  "trick=[spectral_norm]", "model.discriminator.batchnorm=false", "trainer.max_steps=2")  # fmt: skip
+    assert m["status"] == "completed", m.get("error")
+
+
 def test_projection_loads_the_earlier_embedding_layout(tmp_path):
     """Checkpoints of earlier versions stored the class embedding as classes x channels rows."""
     _, task, _ = make(tmp_path, "model=dcgan", "model.conditional=projection")

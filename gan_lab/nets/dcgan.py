@@ -71,9 +71,12 @@ class DCGANDiscriminator(Discriminator):
         conditional: str | None = None,
         num_classes: int = 0,
         label_slots: int = 1,
+        batchnorm: bool = True,
     ):
         super().__init__()
         check_d_kwargs("model.discriminator", dropout, width)
+        if not isinstance(batchnorm, bool):
+            raise ConfigError(f"model.discriminator.batchnorm={batchnorm!r} is not a boolean; allowed true, false")
         check_range("model.discriminator", "ndf", ndf, 1)
         if len(shape) != 3:
             raise ConfigError(f"model=dcgan needs image data; got sample shape {tuple(shape)}")
@@ -82,9 +85,9 @@ class DCGANDiscriminator(Discriminator):
         ch = scaled(ndf, width)
         layers = [nn.Conv2d(c, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True), *dropout_layers(dropout)]
         for _ in range(k - 1):
-            layers += [
-                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch * 2),
+            layers += [  # without batch norm (e.g. under spectral norm, as SNGAN's D) the convs get biases
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not batchnorm),
+                *([nn.BatchNorm2d(ch * 2)] if batchnorm else []),
                 nn.LeakyReLU(0.2, True),
                 *dropout_layers(dropout),
             ]
