@@ -660,8 +660,8 @@ CASES += [
     case("seeds_compile", [*RING, "seeds=2", "model.compile=true"], ["model.compile=True is not supported with seeds"]),
     case(
         "seeds_conditional",
-        [*RING, "seeds=2", "model.conditional=concat"],
-        ["model.conditional=concat is not supported with seeds=2", "allowed model.conditional=null"],
+        [*RING, "seeds=2", "model.conditional=projection"],
+        ["model.conditional=projection is not supported with seeds=2", "allowed model.conditional=null, concat"],
     ),
 ]
 

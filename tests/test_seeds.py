@@ -129,6 +129,19 @@ def test_a_diverged_member_leaves_the_others_alone(tmp_path, monkeypatch):
         assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
+@pytest.mark.parametrize("mode", ["concat", "acgan"])
+def test_class_conditional_members_match_their_single_runs(mode, tmp_path):
+    cond = [f"model.conditional={mode}"]
+    train_run(tmp_path / "par", *RING, *cond, "seeds=2", "trainer.max_steps=3")
+    for s in (0, 1):
+        train_run(tmp_path / f"one{s}", *RING, *cond, f"seed={s}", "trainer.max_steps=3")
+        single = weights(tmp_path / f"one{s}" / "checkpoints" / "last.ckpt")
+        member = weights(tmp_path / "par" / f"seed{s}" / "checkpoints" / "last.ckpt")
+        assert member.keys() == single.keys()
+        for k in single:
+            torch.testing.assert_close(member[k], single[k], atol=ATOL, rtol=0, msg=f"{mode} seed {s}: {k}")
+
+
 def test_tricks_stay_within_each_member(tmp_path):
     """Deterministic tricks (per-member statistics, packing, penalties, EMA, schedules, learning rates): members
     still match their single runs."""

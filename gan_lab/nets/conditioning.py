@@ -42,7 +42,7 @@ def one_hot(y: torch.Tensor, num_classes: int, slots: int = 1) -> torch.Tensor:
     """N (or N x slots) labels -> N x (slots * num_classes) float one-hot blocks."""
     idx = slot_labels(y, num_classes)
     out = torch.zeros(len(idx), slots * num_classes, device=y.device)
-    return out.scatter_(1, idx, 1.0)
+    return out.scatter(1, idx, 1.0)  # out of place: seed-parallel nets run this under vmap
 
 
 class ConditionalBatchNorm(nn.Module):
