@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from torch import nn
 from gan_lab.checkpoints import load
 from gan_lab.errors import ConfigError
 from gan_lab.metrics.features import embed
-from gan_lab.metrics.pairwise import KidSpec, kid_prdc, kid_summary
+from gan_lab.metrics.pairwise import KidSpec, kid_prdc, kid_summary, torch_threads
 
 _MEMO: OrderedDict[tuple, RealStats] = OrderedDict()
 _MEMO_SIZE = 8
@@ -48,16 +47,6 @@ def _check(feat_real: torch.Tensor, feat_fake: torch.Tensor) -> None:
         )
     if len(feat_real) < 2 or len(feat_fake) < 2:
         raise ValueError("FID/KID need at least 2 real and 2 fake feature vectors")
-
-
-@contextmanager
-def _single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def gaussian(features: torch.Tensor, block: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +76,7 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
     needed (eigvalsh), not a general eigendecomposition of S1 S2: the same value, several times faster for
     2048-d Inception features. A singular S2 (fewer samples than dimensions) uses S1^(1/2) S2 S1^(1/2)."""
     mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
-    with _single_thread():  # the D x D decompositions: multi-threaded LAPACK is up to 20x slower here
+    with torch_threads(1):  # the D x D decompositions: multi-threaded LAPACK is up to 20x slower here
         chol, info = torch.linalg.cholesky_ex(sigma2)
         if int(info) == 0:
             m = chol.T @ sigma1 @ chol

@@ -80,7 +80,8 @@ def highest_precision():
 
 
 @contextmanager
-def _threads(n: int):
+def torch_threads(n: int):
+    """torch's intra-op threads set to `n` inside, restored after."""
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -267,9 +268,9 @@ def _pass(a: Centred, b: Centred | None, tile: int, knn: _Knn | None = None, kid
     symmetric = b is None
     b = a if symmetric else b
     threads = torch.get_num_threads()
-    with highest_precision(), _threads(1):  # the tile's own work: one thread (OpenMP sync costs more here)
+    with highest_precision(), torch_threads(1):  # the tile's own work: one thread (OpenMP sync costs more here)
         for i0, i1, j0, j1 in _tiles(a.n, b.n, tile, symmetric):
-            with _threads(threads):  # the Gram tile: the caller's threads
+            with torch_threads(threads):  # the Gram tile: the caller's threads
                 g = a.x32[i0:i1] @ b.x32[j0:j1].T
             if kid is not None:
                 kid.add(i0, i1, j0, j1, g, symmetric and i0 == j0, 2.0 if symmetric and i0 != j0 else 1.0)
