@@ -231,9 +231,7 @@ class SeedParallelGAN(GANTask):
         self._member_sums, self._member_n = None, 0
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        trainer = self.trainer
-        every = max(1, trainer.log_every_n_steps)
-        if self.global_step % every == 0 or trainer.fast_dev_run:
+        if self._log_due():  # the window the loop's own logs close at
             self._flush_members()
 
     def on_train_end(self):

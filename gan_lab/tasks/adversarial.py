@@ -308,12 +308,18 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
         self._accumulate(logs)
 
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
-    def _accumulate(self, logs: dict):
-        self.window.add(logs)
+    def _log_due(self) -> bool:
+        """Whether this batch closes a logging window (every `trainer.log_every_n_steps`; every batch of a
+        fast_dev_run or outside a trainer)."""
         trainer = compat.attached_trainer(self)
         every = max(1, trainer.log_every_n_steps) if trainer is not None else 1
-        step = self.global_step  # already counts this batch
-        if step % every == 0 or (trainer is not None and trainer.fast_dev_run):
+        # global_step already counts this batch
+        return self.global_step % every == 0 or (trainer is not None and bool(trainer.fast_dev_run))
+
+    def _accumulate(self, logs: dict):
+        self.window.add(logs)
+        if self._log_due():
+            step = self.global_step
             out = self.window.flush(step)
             if out:  # host tensors: Lightning re-reads progress-bar values every batch (.item(): no GPU sync)
                 out = {k: torch.tensor(v, dtype=torch.float32) for k, v in out.items()}
