@@ -299,16 +299,21 @@ class SeedParallelGAN(GANTask):
         return self._views
 
     def _refuse(self):
-        raise ConfigError(
-            f"this checkpoint holds {self.members} seed-parallel members (seeds={self.members}); evaluate or "
-            "sample one member's checkpoint: <run dir>/seed<k>/checkpoints/last.ckpt"
-        )
+        raise members_refusal(self.members)
 
     def generate_samples(self, *args, **kwargs):
         self._refuse()
 
     def sample_panels(self, datamodule=None):
         self._refuse()
+
+
+def members_refusal(members: int, what: str = "this checkpoint") -> ConfigError:
+    """The one line for a seed-parallel run's own checkpoint where one run's checkpoint is needed."""
+    return ConfigError(
+        f"{what} holds {members} seed-parallel members (seeds={members}); evaluate or sample one member's "
+        "checkpoint: <run dir>/seed<k>/checkpoints/last.ckpt"
+    )
 
 
 def member_dir(run_dir: Path, seed: int) -> Path:

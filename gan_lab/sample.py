@@ -144,10 +144,9 @@ def load_task(ckpt: Path, device: str = "auto"):
     cfg = OmegaConf.load(config_path(ckpt))
     members = cfg.get("seeds")
     if members:  # a seed-parallel run's own checkpoint holds every member at once
-        raise ConfigError(
-            f"ckpt={str(ckpt)!r} holds {members} seed-parallel members (seeds={members}); allowed one member's "
-            "checkpoint: <run dir>/seed<k>/checkpoints/last.ckpt"
-        )
+        from gan_lab.ensemble import members_refusal
+
+        raise members_refusal(members, f"ckpt={str(ckpt)!r}")
     state = load_file(ckpt, "ckpt", "a .ckpt written by gan_lab (<run dir>/checkpoints/*.ckpt)")
     hp = hyperparameters(state)
     extra = {k: hp[k] for k in ("data_shape", "condition_shape", "tricks", "class_counts") if k in hp}
