@@ -63,8 +63,8 @@ def _intra_fid(ctx: MetricContext) -> dict[str, float]:
     dm = ctx.datamodule
     split = ctx.protocol.get("reference_split", "train")
     tensors = dm.split_tensors(split) if dm is not None and hasattr(dm, "split_tensors") else ()
-    if len(tensors) < 2 or getattr(dm, "real_index", 0) != 0 or tensors[1].is_floating_point():
-        ctx.protocol["intra_fid_skipped"] = "the reference has no class labels"  # e.g. (condition, target) pairs
+    if len(tensors) < 2 or tensors[1].is_floating_point():  # no labels: e.g. (condition, target) image pairs
+        ctx.protocol["intra_fid_skipped"] = "the reference has no class labels"
         return {}
     real_labels = tensors[1][: len(ctx.real.features)].reshape(-1).long()
     value, used, left_out = intra_fid(ctx.real.features, real_labels, ctx.fake_features, ctx.labels.reshape(-1).long())
