@@ -224,11 +224,28 @@ def load_image(
     """H x W x C uint8 (C = channels) of a path, bytes or PIL image: decoded, scaled to 8 bit, converted,
     then (with `size`) made square by `crop` and resized to size x size by `resize_filter`. ImageError for
     an unreadable file."""
+    return load_image_sizes(src, (size,), channels, crop, resize_filter, background, rng, name)[0]
+
+
+def load_image_sizes(
+    src,
+    sizes: tuple[int | None, ...],
+    channels: int = 3,
+    crop: str = "center",
+    resize_filter: str = "lanczos",
+    background=255,
+    rng=None,
+    name: str | None = None,
+) -> list[np.ndarray]:
+    """`load_image` at each of `sizes` (None: as stored), the file decoded and made square once."""
     im = to_channels(open_image(src, name), channels, background)
-    if size is not None:
-        im = resize(make_square(im, crop, background, rng), size, resize_filter)
-    a = np.asarray(im, dtype=np.uint8)
-    return a[..., None] if a.ndim == 2 else a
+    square, out = None, []
+    for size in sizes:
+        if size is not None:
+            square = make_square(im, crop, background, rng) if square is None else square
+        a = np.asarray(im if size is None else resize(square, size, resize_filter), dtype=np.uint8)
+        out.append(a[..., None] if a.ndim == 2 else a)
+    return out
 
 
 def image_size(src, name: str | None = None) -> tuple[int, int]:

@@ -175,16 +175,14 @@ def _load_domain(folder: Path, owner: str, opts: dict, on_corrupt: str, sizes: t
     out = [[] for _ in sizes]
     for path in files:
         try:
-            im = images.to_channels(images.open_image(path), opts["channels"], opts["background"])
+            resized = images.load_image_sizes(path, sizes, **opts)
         except images.ImageError as e:
             if on_corrupt == "error":
                 raise ConfigError(f"{owner}: cannot read image ({e}); set on_corrupt=skip to skip it") from None
             warnings.warn(f"{owner}: cannot read image ({e}); skipped", stacklevel=2)
             continue
-        square = images.make_square(im, opts["crop"], opts["background"])
-        for size, acc in zip(sizes, out):
-            a = np.asarray(images.resize(square, size, opts["resize_filter"]), dtype=np.uint8)
-            acc.append(a[..., None] if a.ndim == 2 else a)
+        for a, acc in zip(resized, out):
+            acc.append(a)
     if not out[0]:
         raise ConfigError(f"{owner}: none of the {len(files)} images in {str(folder)!r} could be read")
     return [torch.from_numpy(np.stack(x)).permute(0, 3, 1, 2).contiguous() for x in out]
