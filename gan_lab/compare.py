@@ -31,6 +31,7 @@ import yaml
 from scipy import stats
 
 from gan_lab.errors import ConfigError
+from gan_lab.jobs import override_key
 
 # override keys that do not change the experiment (a key matches itself and its dotted children)
 IGNORED_KEYS = ("seed", "hydra", "logger", "sweep")
@@ -102,12 +103,8 @@ class Row:
     setup: str = ""
 
 
-def _key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0].strip()
-
-
 def _ignored(override: str) -> bool:
-    key = _key(override)
+    key = override_key(override)
     return any(key == k or key.startswith(k + ".") for k in IGNORED_KEYS)
 
 
@@ -126,7 +123,7 @@ def job_setup(path: Path, overrides: list[str]) -> str:
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
     name = str(data.get("_target_", "")).rsplit(".", 1)[-1].removesuffix("DataModule")
-    name = choices.get("data") or name or next((o.split("=", 1)[1] for o in overrides if _key(o) == "data"), "")
+    name = choices.get("data") or name or next((o.split("=", 1)[1] for o in overrides if override_key(o) == "data"), "")
     detail = ",".join(f"{k}={data[k]}" for k in SETUP_DATA_KEYS if k in data)
     task = str(model.get("_target_", "")).rsplit(".", 1)[-1].removesuffix("Task")
     label = f"data={name or '(sweep default)'}" + (f" ({detail})" if detail and not choices.get("data") else "")
@@ -151,7 +148,7 @@ def find_jobs(sweep_dir) -> list[Job]:
             continue  # a seed-parallel run (seeds=N): its members in seed<k>/ are the jobs
         overrides = [str(o) for o in (yaml.safe_load(ov_file.read_text()) or [])]
         kept = sorted(o for o in overrides if not _ignored(o))
-        seeds = [o.split("=", 1)[1] for o in overrides if _key(o) == "seed" and "=" in o]
+        seeds = [o.split("=", 1)[1] for o in overrides if override_key(o) == "seed" and "=" in o]
         seed = int(seeds[0]) if seeds and seeds[0].lstrip("-").isdigit() else None
         try:
             raw = json.loads((path / "metrics.json").read_text())

@@ -541,11 +541,13 @@ def write_member_hydra(run_dir: Path, cfg, seeds: list[int]) -> None:
     import yaml
     from omegaconf import OmegaConf
 
+    from gan_lab.jobs import override_key
+
     hydra_dir = Path(run_dir) / ".hydra"
     overrides = []
     if (hydra_dir / "overrides.yaml").is_file():
         overrides = [str(o) for o in yaml.safe_load((hydra_dir / "overrides.yaml").read_text()) or []]
-    kept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in ("seed", "seeds")]
+    kept = [o for o in overrides if override_key(o) not in ("seed", "seeds")]
     for s in seeds:
         out = member_dir(run_dir, s) / ".hydra"
         out.mkdir(parents=True, exist_ok=True)

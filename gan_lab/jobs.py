@@ -46,9 +46,14 @@ def compose(overrides: list[str]):
         return hydra_compose("train", overrides=list(overrides))
 
 
+def override_key(override: str) -> str:
+    """The config key a Hydra override sets (`+a.b=1`, `~a.b`, `a.b=1` -> "a.b")."""
+    return override.lstrip("+~").split("=", 1)[0].strip()
+
+
 def with_defaults(base: list[str], user: list[str]) -> list[str]:
     """base + JOB_DEFAULTS (except keys the user sets) + the user's overrides, in that order."""
-    keys = {o.lstrip("+~").split("=", 1)[0] for o in user}
+    keys = {override_key(o) for o in user}
     return list(base) + [o for o in JOB_DEFAULTS if o.split("=", 1)[0] not in keys] + list(user)
 
 

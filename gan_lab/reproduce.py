@@ -579,7 +579,7 @@ def reproduce(
     if threads is not None:
         check_range("reproduce", "--threads", threads, 1, 1024)
     overrides = list(overrides or [])
-    if any(o.lstrip("+~").split("=", 1)[0] == "seeds" for o in overrides):
+    if any(jobrunner.override_key(o) == "seeds" for o in overrides):
         raise ConfigError(
             "reproduce: seeds= is not a job override here; allowed --seeds N (how many seeds) and --seed-parallel "
             "(each model's seeds as one batched run)"
