@@ -25,11 +25,10 @@ With S = 1 the member runs the single-member kernels (no vmap) and the run is bi
 on the CPU; with S > 1 batched matrix products sum in another order, so members match their single runs to
 float rounding (tests/test_seeds.py states the tolerance). Refused, in one line each: models other than the
 GAN task (gan_mlp, dcgan), data that is not held in memory, `model.grad_clip` (a norm over all members),
-trainer devices > 1, projection-conditional models (concat and AC-GAN members are supported), and the
-tricks that mix members or that vmap cannot batch (`UNSUPPORTED_TRICKS`). Tricks that draw random numbers
-(instance noise, label noise and flips, dropout, DiffAugment, WGAN-GP's interpolation) draw them for all
-members at once from the process's stream: each member gets its own draws, but not the numbers its single
-run would draw (S = 1 still is bit-identical).
+trainer devices > 1, and the tricks that mix members or that vmap cannot batch (`UNSUPPORTED_TRICKS`).
+Tricks that draw random numbers (instance noise, label noise and flips, dropout, DiffAugment, WGAN-GP's
+interpolation) draw them for all members at once from the process's stream: each member gets its own draws,
+but not the numbers its single run would draw (S = 1 still is bit-identical).
 """
 
 from __future__ import annotations
@@ -349,11 +348,6 @@ def check_seeds(cfg) -> int | None:
         raise ConfigError(
             f"model.compile={cfg.model.compile} is not supported with seeds={seeds} (the batched nets run under "
             "vmap); allowed model.compile=false"
-        )
-    if cfg.model.get("conditional") == "projection":
-        raise ConfigError(
-            f"model.conditional=projection is not supported with seeds={seeds}: its members drift from their single "
-            "runs by more than float rounding (not yet explained); allowed model.conditional=null, concat, acgan"
         )
     for name in cfg.get("trick") or {}:
         if name in UNSUPPORTED_TRICKS:

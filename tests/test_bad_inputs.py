@@ -658,11 +658,6 @@ CASES += [
         ["trick.pacgan: data.batch_size=100 is not divisible by m=3"],
     ),
     case("seeds_compile", [*RING, "seeds=2", "model.compile=true"], ["model.compile=True is not supported with seeds"]),
-    case(
-        "seeds_conditional",
-        [*RING, "seeds=2", "model.conditional=projection"],
-        ["model.conditional=projection is not supported with seeds=2", "allowed model.conditional=null, concat"],
-    ),
 ]
 
 

@@ -125,6 +125,32 @@ def test_projection_loads_the_earlier_embedding_layout(tmp_path):
     assert torch.allclose(d(x, y), expected)
 
 
+@pytest.mark.parametrize("conditional", [None, "projection"])
+def test_mlp_generator_loads_a_bias_before_its_batch_norm(conditional, tmp_path):
+    """Checkpoints of earlier versions had a bias on each hidden Linear before a batch norm: loading folds it into
+    the norm's running mean, so the generator gives the same points in evaluation and in training mode."""
+    from gan_lab.nets.mlp import MLPGenerator
+
+    g = MLPGenerator((2,), z_dim=2, hidden=(16, 16), batchnorm=True, conditional=conditional, num_classes=3)
+    assert [m.bias is None for m in g.net if isinstance(m, torch.nn.Linear)] == [True, True, False]
+    z, y = torch.randn(64, 2), torch.arange(64) % 3
+    g.train()
+    for _ in range(3):  # running statistics away from their initial values
+        g(z, y if conditional else None)
+    old = {k: v.clone() for k, v in g.state_dict().items()}
+    for i in (0, 3):  # what the earlier nets stored: a bias, and a running mean that includes it
+        bias = torch.randn(16)
+        old[f"net.{i}.bias"] = bias
+        mean = f"net.{i + 1}.{'bn.' if conditional else ''}running_mean"
+        old[mean] = old[mean] + bias
+    expected = {mode: g.train(mode)(z, y if conditional else None) for mode in (False, True)}
+    fresh = MLPGenerator((2,), z_dim=2, hidden=(16, 16), batchnorm=True, conditional=conditional, num_classes=3)
+    fresh.load_state_dict(old)
+    for mode in (False, True):
+        fresh.train(mode)
+        torch.testing.assert_close(fresh(z, y if conditional else None), expected[mode], rtol=1e-5, atol=1e-6)
+
+
 def test_unconditional_nets_keep_their_parameters(tmp_path):
     """conditional=null builds exactly the nets it built before (checkpoints stay loadable)."""
     _, plain, _ = make(tmp_path, "model=dcgan")

@@ -129,7 +129,7 @@ def test_a_diverged_member_leaves_the_others_alone(tmp_path, monkeypatch):
         assert [k for k in a if not torch.equal(a[k], b[k])] == []
 
 
-@pytest.mark.parametrize("mode", ["concat", "acgan"])
+@pytest.mark.parametrize("mode", ["concat", "acgan", "projection"])
 def test_class_conditional_members_match_their_single_runs(mode, tmp_path):
     cond = [f"model.conditional={mode}"]
     train_run(tmp_path / "par", *RING, *cond, "seeds=2", "trainer.max_steps=3")

@@ -26,7 +26,13 @@ def init_weights(owner: str, net: nn.Module, init: str) -> None:
 class MLPGenerator(nn.Module):
     """`tanh=None` puts a Tanh on the output for image data (values in [-1, 1]) and none for points.
     `conditional` (nets/conditioning.py): concat/acgan feed z ++ one-hot(y); projection puts a
-    class-conditional batch norm after every hidden layer (whatever `batchnorm` says)."""
+    class-conditional batch norm after every hidden layer (whatever `batchnorm` says).
+
+    A hidden Linear followed by a batch norm has no bias (as PacGAN's generator, `use_bias=False`, and DCGAN's
+    convolutions): the norm subtracts it again, so its gradient is 0 up to rounding, which Adam's normalised
+    steps would turn into a random walk of lr-sized steps (seed-parallel members would then differ from their
+    single runs by more than rounding). Checkpoints with such a bias load with it folded into the norm's
+    running mean, which gives the same outputs in both modes (`_fold_bias_before_norm`)."""
 
     def __init__(
         self,
@@ -48,18 +54,34 @@ class MLPGenerator(nn.Module):
         layers, d = [], z_dim + z_extra(conditional, num_classes)
         for h in hidden:
             bn = [batch_norm(h, conditional, num_classes, dim=1)] if batchnorm or conditional == "projection" else []
-            layers += [nn.Linear(d, h), *bn, nn.ReLU(True)]
+            layers += [nn.Linear(d, h, bias=not bn), *bn, nn.ReLU(True)]
             d = h
         layers.append(nn.Linear(d, math.prod(self.shape)))
         if tanh or (tanh is None and len(self.shape) == 3):
             layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
         init_weights("model.generator", self, init)
+        self.register_load_state_dict_pre_hook(_fold_bias_before_norm)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.conditional is None:
             return self.net(z).view(-1, *self.shape)
         return run_layers(self.net, g_input(z, y, self.conditional, self.num_classes), y).view(-1, *self.shape)
+
+
+def _fold_bias_before_norm(module: MLPGenerator, state_dict, prefix, *args) -> None:
+    """Load hook: a stored bias of a Linear that now has none (it is followed by a batch norm) is subtracted from
+    the norm's running mean instead. In training mode the norm removes any bias; in evaluation mode
+    (x W + b - mean) equals (x W - (mean - b)), so outputs are unchanged."""
+    for i, layer in enumerate(module.net):
+        key = f"{prefix}net.{i}.bias"
+        if isinstance(layer, nn.Linear) and layer.bias is None and key in state_dict:
+            bias = state_dict.pop(key)
+            norm = module.net[i + 1]
+            inner = "bn." if hasattr(norm, "bn") else ""  # class-conditional batch norm: its inner norm
+            mean = f"{prefix}net.{i + 1}.{inner}running_mean"
+            if mean in state_dict:
+                state_dict[mean] = state_dict[mean] - bias
 
 
 class MLPDiscriminator(Discriminator):
