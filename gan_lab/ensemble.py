@@ -205,6 +205,11 @@ class SeedParallelGAN(GANTask):
                         if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == self.members:
                             v[dead] = 0
 
+    def _d_accuracy(self, out_real, out_fake):
+        """Each member's accuracy on its own samples (S values; the outputs are member-major)."""
+        s = self.members
+        return (out_real > 0).reshape(s, -1).float().mean(1), (out_fake <= 0).reshape(s, -1).float().mean(1)
+
     def _accumulate(self, logs: dict):
         """Per-member values (S losses; values pooled over the batch count for every member) kept per member
         for their metrics.json; the loop's window gets their mean over the members still training."""
@@ -216,6 +221,8 @@ class SeedParallelGAN(GANTask):
             else:
                 self._member_sums, self._member_n = self._member_sums + vals, self._member_n + 1
             pooled = vals.sum(1) / self.alive.sum()
+        if self._log_due():  # in the step, so the members' callbacks see this window at this batch's end
+            self._flush_members()
         super()._accumulate(dict(zip(logs, pooled)))
 
     def _flush_members(self) -> None:
@@ -225,13 +232,10 @@ class SeedParallelGAN(GANTask):
         for k, row in enumerate(means):
             if self.alive[k]:
                 self.member_logged[k] = {f"train/{key}": v for key, v in zip(self._member_keys, row)}
+                self._views[k].last_logged.update(self.member_logged[k])  # what its monitor reads
                 for lg in self.member_callbacks.loggers[k] if self.member_callbacks is not None else []:
                     lg.log_metrics(self.member_logged[k], step=self.global_step)
         self._member_sums, self._member_n = None, 0
-
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        if self._log_due():  # the window the loop's own logs close at
-            self._flush_members()
 
     def on_train_end(self):
         super().on_train_end()
@@ -280,6 +284,10 @@ class SeedParallelGAN(GANTask):
             return {**o, "state": state}
 
         out = {key: v for key, v in checkpoint.items() if key != "member_rng"}
+        if "callbacks" in checkpoint and self.member_callbacks is not None:  # its callbacks' states, as its own
+            states = checkpoint["callbacks"]
+            out["callbacks"] = {key: v for key, v in states.items() if key != self.member_callbacks.state_key}
+            out["callbacks"].update(states.get(self.member_callbacks.state_key, {}).get("members", [{}] * s)[k])
         out["state_dict"] = self.member_state(k, checkpoint["state_dict"])
         if "optimizer_states" in checkpoint:
             out["optimizer_states"] = [slice_opt(o) for o in checkpoint["optimizer_states"]]
@@ -448,18 +456,21 @@ class MemberBatches:
 
 # ---- per-member callbacks and files ---------------------------------------------------------------------
 class _MemberTrainer:
-    """The trainer as one member's callbacks see it: its own run directory and loggers."""
+    """The trainer as one member's callbacks see it: its own run directory, loggers and callbacks."""
 
-    def __init__(self, trainer, root: Path, loggers: list):
+    def __init__(self, trainer, root: Path, loggers: list, callbacks: list):
         self._run_trainer, self.default_root_dir, self.loggers = trainer, str(root), loggers
+        self.callbacks = callbacks
 
     def __getattr__(self, name):
         return getattr(self._run_trainer, name)
 
 
 class MemberCallbacks(pl.Callback):
-    """The run's sample and evaluation callbacks, one copy per member, called with the member as a normal
-    task and a trainer whose run directory is `<run dir>/seed<k>` (pictures, metrics.csv, metrics.json)."""
+    """The run's sample, evaluation and monitor callbacks, one copy per member, called with the member as a
+    normal task and a trainer whose run directory is `<run dir>/seed<k>` (pictures, metrics.csv,
+    metrics.json). Each member's monitor gets that member's gradient norms and D accuracies, and checks
+    that member's evaluations; the copies' states travel in the run's checkpoint and in each member's."""
 
     def __init__(self, callbacks: list, task: SeedParallelGAN, run_dir: Path, cfg, ckpt: str | None):
         from gan_lab.history import history_logger
@@ -477,14 +488,49 @@ class MemberCallbacks(pl.Callback):
     def _due(self, step: int) -> bool:
         return any(getattr(cb, "every_n_steps", 0) and step % cb.every_n_steps == 0 for cb in self.templates)
 
+    def _proxy(self, trainer, k: int) -> _MemberTrainer:
+        return _MemberTrainer(trainer, self.dirs[k], self.loggers[k], self.per_member[k])
+
     def _each(self, trainer, hook: str, *args, sync: bool):
         views = self.task.member_views() if sync else self.task._views
         for k, view in enumerate(views):
             if not self.task.alive[k]:
                 continue
-            proxy = _MemberTrainer(trainer, self.dirs[k], self.loggers[k])
+            proxy = self._proxy(trainer, k)
             for cb in self.per_member[k]:
                 getattr(cb, hook)(proxy, view, *args)
+
+    def setup(self, trainer, pl_module, stage):
+        for k, cbs in enumerate(self.per_member):
+            for cb in cbs:
+                cb.setup(self._proxy(trainer, k), self.task._views[k], stage)
+
+    def state_dict(self) -> dict:
+        return {"members": [{cb.state_key: st for cb in cbs if (st := cb.state_dict())} for cbs in self.per_member]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for cbs, states in zip(self.per_member, state_dict.get("members", [])):
+            for cb in cbs:
+                if cb.state_key in states:
+                    cb.load_state_dict(states[cb.state_key])
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        """Each member's gradient norm of this optimizer's step, for the members' monitors."""
+        monitors = [(k, cb) for k, cbs in enumerate(self.per_member) for cb in cbs if hasattr(cb, "add_norm")]
+        monitors = [(k, cb) for k, cb in monitors if cb.grad_norms and self.task.alive[k]]
+        names = zip(pl_module.optimizer_names, trainer.optimizers)
+        key = next((name for name, opt in names if opt is optimizer), None)
+        if not monitors or key is None:
+            return
+        s = self.task.members
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grads = [g for g in grads if g.dim() and g.shape[0] == s]
+        if not grads:
+            return
+        per_tensor = torch.stack([torch.linalg.vector_norm(g.reshape(s, -1), dim=1) for g in grads])
+        norms = torch.linalg.vector_norm(per_tensor, dim=0)  # as monitor.grad_norm, for each member
+        for k, cb in monitors:
+            cb.add_norm(key, norms[k])
 
     def on_train_start(self, trainer, pl_module):
         write_member_hydra(self.run_dir, self.cfg, self.task.seeds)
@@ -501,12 +547,12 @@ class MemberCallbacks(pl.Callback):
     def on_exception(self, trainer, pl_module, exception):
         for k, cbs in enumerate(self.per_member):
             for cb in cbs:
-                cb.on_exception(_MemberTrainer(trainer, self.dirs[k], self.loggers[k]), self.task._views[k], exception)
+                cb.on_exception(self._proxy(trainer, k), self.task._views[k], exception)
 
     def teardown(self, trainer, pl_module, stage):
         for k, cbs in enumerate(self.per_member):
             for cb in cbs:
-                cb.teardown(_MemberTrainer(trainer, self.dirs[k], self.loggers[k]), self.task._views[k], stage)
+                cb.teardown(self._proxy(trainer, k), self.task._views[k], stage)
 
     def member_final(self, k: int) -> dict:
         out = {}
@@ -517,14 +563,15 @@ class MemberCallbacks(pl.Callback):
 
 
 def member_callbacks(callbacks: list, task, run_dir: Path, cfg, ckpt: str | None) -> list:
-    """The run's callbacks with the sample and evaluation callbacks moved into one MemberCallbacks (seeds=);
-    unchanged for a normal run."""
+    """The run's callbacks with the sample, evaluation and monitor callbacks moved into one MemberCallbacks
+    (seeds=); unchanged for a normal run."""
     if not isinstance(task, SeedParallelGAN):
         return callbacks
     from gan_lab.callbacks.evaluation import EvaluationCallback
+    from gan_lab.callbacks.monitor import MonitorCallback
     from gan_lab.callbacks.samples import SampleCallback
 
-    moved = [cb for cb in callbacks if isinstance(cb, (EvaluationCallback, SampleCallback))]
+    moved = [cb for cb in callbacks if isinstance(cb, (EvaluationCallback, SampleCallback, MonitorCallback))]
     kept = [cb for cb in callbacks if cb not in moved]
     return [*kept, MemberCallbacks(moved, task, run_dir, cfg, ckpt)]
 
@@ -580,3 +627,6 @@ def write_members(task, run_dir: Path, metrics: dict) -> None:
         if len(vals) == len(done):
             metrics[key] = sum(vals) / len(vals)
     metrics["seeds"] = {str(s): m["status"] for s, m in zip(task.seeds, member_metrics)}
+    alarms = [{**a, "seed": s} for s, m in zip(task.seeds, member_metrics) for a in m.get("alarms", [])]
+    if any("alarms" in m for m in member_metrics):  # every member's alarms, each with its seed
+        metrics["alarms"] = sorted(alarms, key=lambda a: (a["step"], a["seed"]))

@@ -220,3 +220,24 @@ def test_members_end_like_separate_runs(tmp_path):
         a, b = [m[key] for m in par], [m[key] for m in one]
         same = all(abs(x - y) < 1e-9 for x, y in zip(a, b))
         assert same or stats.ttest_ind(a, b, equal_var=False).pvalue > 0.01, (key, a, b)
+
+
+def test_each_member_has_its_own_monitor(tmp_path):
+    """The training monitor per member: its gradient norms and D accuracies are its single run's, its alarms
+    come from its own evaluations, and its state travels in its checkpoint (a member resumes as a normal run)."""
+    monitor = [*OUTPUTS, "trainer.log_every_n_steps=2", "metrics.every_n_steps=3"]
+    monitor += ["callbacks.monitor.min_mode_fraction=1.0", "callbacks.monitor.eval_patience=1"]  # untrained: fires
+    run = tmp_path / "par"
+    metrics = train_run(run, *RING, *monitor, "seeds=2", "trainer.max_steps=6", fast=False)
+    for s in (0, 1):
+        single = train_run(tmp_path / f"one{s}", *RING, *monitor, f"seed={s}", "trainer.max_steps=6", fast=False)
+        member = json.loads((run / f"seed{s}" / "metrics.json").read_text())
+        for key in ("grad_norm_g", "grad_norm_d", "d_acc_real", "d_acc_fake"):
+            assert member[key] == pytest.approx(single[key], rel=1e-3, abs=1e-6), (s, key)
+        assert [(a["name"], a["step"]) for a in member["alarms"]] == [(a["name"], a["step"]) for a in single["alarms"]]
+        assert member["alarms"] and member["alarms"][0]["name"] == "coverage_collapse"
+        ckpts = [d / "checkpoints" / "last.ckpt" for d in (run / f"seed{s}", tmp_path / f"one{s}")]
+        states = [load(c)["callbacks"]["MonitorCallback"] for c in ckpts]
+        assert states[0]["fired"] == states[1]["fired"]
+    fired = sorted((a["seed"], a["name"]) for a in metrics["alarms"])
+    assert fired == [(0, "coverage_collapse"), (1, "coverage_collapse")]

@@ -194,8 +194,12 @@ class MonitorCallback(pl.Callback):
             return
         key = next((name for name, opt in zip(pl_module.optimizer_names, opts) if opt is optimizer), None)
         norm = grad_norm(optimizer) if key else None
-        if norm is None:
-            return
+        if norm is not None:
+            self.add_norm(key, norm)
+
+    def add_norm(self, key: str, norm: torch.Tensor) -> None:
+        """One optimizer step's gradient norm ("g" or "d") into the open window (a seed-parallel run gives each
+        member's monitor its own member's norm)."""
         self._sums[key] = self._sums[key] + norm if key in self._sums else norm
         self._counts[key] = self._counts.get(key, 0) + 1
 

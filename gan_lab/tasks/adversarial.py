@@ -298,14 +298,17 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
         logs = {"g_loss": loss_g, "g_total": total_g, **extra_logs}
         if loss_d is not None:
             logs["d_loss"] = loss_d
-            with torch.no_grad():  # D's accuracy on the last D step (logit > 0 = "real"); read by the monitor
-                logs["d_acc_real"] = torch.mean(out_real > 0, dtype=torch.float32)
-                logs["d_acc_fake"] = torch.mean(out_fake <= 0, dtype=torch.float32)
+            with torch.no_grad():  # D's accuracy on the last D step; read by the monitor
+                logs["d_acc_real"], logs["d_acc_fake"] = self._d_accuracy(out_real, out_fake)
             if penalty is not None:
                 logs["d_penalty"] = penalty
             if aux_real is not None:
                 logs["d_aux"] = aux_d
         self._accumulate(logs)
+
+    def _d_accuracy(self, out_real, out_fake) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's accuracy on real and on fake samples (logit > 0 = "real")."""
+        return torch.mean(out_real > 0, dtype=torch.float32), torch.mean(out_fake <= 0, dtype=torch.float32)
 
     # ---- cheap logging: sums on device, one host sync per `trainer.log_every_n_steps` -------------
     def _log_due(self) -> bool:
