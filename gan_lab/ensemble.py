@@ -352,6 +352,12 @@ def check_seeds(cfg) -> int | None:
             f"seeds={seeds} with model.grad_clip={cfg.model.grad_clip}: the clipping norm would be taken over all "
             "members together; allowed model.grad_clip=null with seeds"
         )
+    if cfg.model.get("channels_last") is True:
+        raise ConfigError(
+            f"model.channels_last=true is not supported with seeds={seeds} (the batched nets' weights have a member "
+            "dimension, and NHWC order is defined for 4-D tensors); allowed model.channels_last=false or auto "
+            "(off with seeds)"
+        )
     if cfg.model.get("compile"):
         raise ConfigError(
             f"model.compile={cfg.model.compile} is not supported with seeds={seeds} (the batched nets run under "
@@ -411,7 +417,8 @@ def build_seed_parallel(cfg):
         streams.append(torch.get_rng_state())
     from gan_lab.build import build
 
-    task = build({**dict(tasks[0].hparams), "_target_": "gan_lab.ensemble.SeedParallelGAN"}, "model", seeds=seeds)
+    batched = {**dict(tasks[0].hparams), "_target_": "gan_lab.ensemble.SeedParallelGAN", "channels_last": False}
+    task = build(batched, "model", seeds=seeds)
     task.stack(tasks, streams)
     set_rng_state(state0)
     dm.train_dataloader = _member_loader(dm, seeds)

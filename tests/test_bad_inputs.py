@@ -658,6 +658,11 @@ CASES += [
         ["trick.pacgan: data.batch_size=100 is not divisible by m=3"],
     ),
     case("seeds_compile", [*RING, "seeds=2", "model.compile=true"], ["model.compile=True is not supported with seeds"]),
+    case(
+        "seeds_channels_last",
+        ["model=dcgan", "seeds=2", "model.channels_last=true"],
+        ["model.channels_last=true is not supported with seeds=2", "allowed model.channels_last=false or auto"],
+    ),
 ]
 
 

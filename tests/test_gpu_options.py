@@ -190,7 +190,7 @@ def test_channels_last_matches_default(model, tmp_path):
     overrides = DCGAN if model == "dcgan" else ["model=pix2pix", "data=edges2digits", "data.size=16",
                                                 "model.generator.ngf=8", "model.discriminator.ndf=8",
                                                 "model.generator.dropout=0.0"]  # fmt: skip
-    dm, ref = build_task(tmp_path / "a", *overrides)
+    dm, ref = build_task(tmp_path / "a", *overrides, "model.channels_last=false")
     _, cl = build_task(tmp_path / "b", *overrides, "model.channels_last=true")
     cl.configure_model()
     for (k, a), b in zip(ref.state_dict().items(), cl.state_dict().values()):
@@ -236,12 +236,27 @@ def test_gpu_option_keys_need_no_plus(model):
     assert compose_cfg(f"model={model}", "model.compile=step").model.compile == "step"
 
 
+def test_channels_last_auto_is_on_for_images_without_a_gpu(tmp_path, monkeypatch):
+    """model.channels_last=auto (DCGAN's default): NHWC for image data when no GPU is present (oneDNN's CPU
+    convolutions), NCHW with a GPU and for 2-D points."""
+    from gan_lab.gpu_options import gpu_options_check
+
+    assert compose_cfg("model=dcgan").model.channels_last == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_options_check("dcgan", "auto", False, (1, 32, 32)) == (True, False)
+    assert gpu_options_check("gan_mlp", "auto", False, (2,)) == (False, False)
+    _, task = build_task(tmp_path / "cpu", *DCGAN)
+    assert task.channels_last is True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert gpu_options_check("dcgan", "auto", False, (1, 32, 32)) == (False, False)
+
+
 def test_bad_gpu_options_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"model.channels_last=true needs image data .*shape \(2,\)"):
         train_run(tmp_path / "a", *MLP, "model.channels_last=true")
     with pytest.raises(ConfigError, match=r"model.compile='yes' is not allowed; allowed false, true .*, step "):
         train_run(tmp_path / "b", *DCGAN, "model.compile=yes")
-    with pytest.raises(ConfigError, match=r"model.channels_last=1 must be a boolean"):
+    with pytest.raises(ConfigError, match=r"model.channels_last=1 is not allowed; allowed true, false, auto"):
         train_run(tmp_path / "c", "model=ae", "data=digits", "model.channels_last=1")
     assert not (tmp_path / "a" / "metrics.json").exists()
 
