@@ -17,8 +17,8 @@ from gan_lab.errors import ConfigError
 
 def gpu_options_check(model: str, channels_last, compile, data_shape) -> tuple[bool, bool | str]:
     """Validate `model.channels_last` (true, false or "auto") / `model.compile` (false, true or "step") before
-    anything is built (one-line ConfigError). `auto`: on for image data when no GPU is present; oneDNN's CPU
-    convolutions run NHWC natively (the default DCGAN job: 167 s instead of 199 s on a 2-core AVX2 CPU)."""
+    anything is built (one-line ConfigError). `auto`: on for image data when no GPU is present, where oneDNN's
+    convolutions run NHWC natively (measured in docs/performance.md)."""
     images = data_shape is not None and len(data_shape) == 3
     if channels_last == "auto":
         channels_last = images and not torch.cuda.is_available()
