@@ -143,8 +143,10 @@ def test_wandb_starts_early_only_for_the_offline_logger(tmp_path, monkeypatch):
 # ---- model.compile=step -------------------------------------------------------------------------------------
 @pytest.mark.slow  # inductor compiles G's and D's passes (C++): minutes on a loaded core
 def test_compiled_step_matches_eager(tmp_path):
+    import torch._dynamo
     from torch._dynamo.utils import counters
 
+    torch._dynamo.reset()  # a forward compiled by an earlier test in this process would be a cache hit, not a frame
     counters.clear()
     compiled, _ = fit(tmp_path / "c", *MLP, "model.compile=step", keep=(), steps=4)
     eager, _ = fit(tmp_path / "e", *MLP, keep=(), steps=4)
