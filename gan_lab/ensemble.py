@@ -523,21 +523,15 @@ class MemberCallbacks(pl.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         """Each member's gradient norm of this optimizer's step, for the members' monitors."""
-        monitors = [(k, cb) for k, cbs in enumerate(self.per_member) for cb in cbs if hasattr(cb, "add_norm")]
+        from gan_lab.callbacks.monitor import MonitorCallback, grad_norm, optimizer_name
+
+        monitors = [(k, cb) for k, cbs in enumerate(self.per_member) for cb in cbs if isinstance(cb, MonitorCallback)]
         monitors = [(k, cb) for k, cb in monitors if cb.grad_norms and self.task.alive[k]]
-        names = zip(pl_module.optimizer_names, trainer.optimizers)
-        key = next((name for name, opt in names if opt is optimizer), None)
-        if not monitors or key is None:
-            return
-        s = self.task.members
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        grads = [g for g in grads if g.dim() and g.shape[0] == s]
-        if not grads:
-            return
-        per_tensor = torch.stack([torch.linalg.vector_norm(g.reshape(s, -1), dim=1) for g in grads])
-        norms = torch.linalg.vector_norm(per_tensor, dim=0)  # as monitor.grad_norm, for each member
-        for k, cb in monitors:
-            cb.add_norm(key, norms[k])
+        key = optimizer_name(trainer, pl_module, optimizer) if monitors else None
+        norms = grad_norm(optimizer, self.task.members) if key else None
+        if norms is not None:
+            for k, cb in monitors:
+                cb.add_norm(key, norms[k])
 
     def on_train_start(self, trainer, pl_module):
         write_member_hydra(self.run_dir, self.cfg, self.task.seeds)

@@ -38,15 +38,24 @@ DEFAULT_WINDOW = 50  # steps per window when trainer.log_every_n_steps=0 (no log
 MODE_METRICS = {"modes_captured": "n_modes", "class_modes": "n_classes", "stacked_modes": "n_stacked_modes"}
 
 
-def grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
-    """L2 norm of all gradients of an optimizer's parameters, as a tensor on their device (no host sync)."""
+def grad_norm(optimizer: torch.optim.Optimizer, members: int | None = None) -> torch.Tensor | None:
+    """L2 norm of all gradients of an optimizer's parameters, as a tensor on their device (no host sync).
+    `members` (seed-parallel nets, every gradient with a leading member dimension): one norm per member."""
     grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    norms = [torch.linalg.vector_norm(g) for g in grads]
+    if members is None:
+        norms = [torch.linalg.vector_norm(g) for g in grads]
+    else:
+        norms = [torch.linalg.vector_norm(g.reshape(members, -1), dim=1) for g in grads]
     if not norms:
         return None
     # one norm per tensor, then the norm of those: `torch.nn.utils.get_total_norm`'s result, without its grouping
     # of the tensors by device and dtype, which cost as much again per call as these kernels (2-D MLP, CPU)
-    return torch.linalg.vector_norm(torch.stack(norms))
+    return torch.linalg.vector_norm(torch.stack(norms), dim=None if members is None else 0)
+
+
+def optimizer_name(trainer, pl_module, optimizer) -> str | None:
+    """The task's name ("g", "d") of the raw torch optimizer at its position in `trainer.optimizers`."""
+    return next((name for name, opt in zip(pl_module.optimizer_names, trainer.optimizers) if opt is optimizer), None)
 
 
 class Alarms:
@@ -189,10 +198,9 @@ class MonitorCallback(pl.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         """Fires for manual optimization too, through `opt.step()` and `trainer.strategy.optimizer_step`,
         with the raw torch optimizer, named by the task's `optimizer_names` ("g", "d") at its position."""
-        opts = trainer.optimizers
-        if not self.grad_norms or not opts:
+        if not self.grad_norms or not trainer.optimizers:
             return
-        key = next((name for name, opt in zip(pl_module.optimizer_names, opts) if opt is optimizer), None)
+        key = optimizer_name(trainer, pl_module, optimizer)
         norm = grad_norm(optimizer) if key else None
         if norm is not None:
             self.add_norm(key, norm)
