@@ -540,7 +540,7 @@ def _selected(entry: Entry, models: list[str] | None) -> list[Model]:
     if unknown:
         raise ConfigError(
             f"--models {unknown[0]!r} is not a model of {entry.name}; "
-            f"allowed {', '.join(m.label for m in entry.models)}, all"
+            f"allowed {', '.join(m.slug for m in entry.models)}, all (or the labels of --list)"
         )
     return [labels[x.lower()] for x in models]
 
@@ -735,7 +735,11 @@ def main(argv=None) -> int:
         default=None,
         help="train each model's seeds as one batched run, seeds=N (default: the table's seed_parallel)",
     )
-    parser.add_argument("--models", help="comma-separated model labels to train (default: the table's defaults; all)")
+    parser.add_argument(
+        "--models",
+        help="comma-separated models to train, by the names in [] of --list or labels without commas "
+        "(default: the table's defaults; all)",
+    )
     parser.add_argument("--scale", help="a schedule preset of the table, e.g. full (the paper's own schedule)")
     parser.add_argument(
         "--steps-scale", type=float, default=1.0, help="multiply each preset's trainer.max_steps (unless overridden)"
@@ -755,7 +759,7 @@ def _reproduce(args) -> int:
     if args.list:
         for n in entry_names():
             e = load_entry(n)
-            labels = [m.label + ("" if m.default else " (--models)") for m in e.models]
+            labels = [f"{m.label} [{m.slug}]" + ("" if m.default else " (--models)") for m in e.models]
             print(f"{n}: {e.title}\n  models: {'; '.join(labels)}\n  scales: {', '.join(e.scales) or '-'}")
         return 0
     names = [a for a in args.args if "=" not in a]

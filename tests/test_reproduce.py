@@ -299,7 +299,10 @@ def test_sr_entry_with_a_checkpoint(tmp_path):
         (["pacgan_ring", "--threads", "0"], "--threads=0 is out of range"),
         (["pacgan_ring", "--jobs", "0"], "--jobs=0 is out of range"),
         (["pacgan_ring", "--scale", "huge"], "--scale 'huge' is not defined for pacgan_ring; allowed full"),
-        (["pacgan_ring", "--models", "WGAN"], "--models 'WGAN' is not a model of pacgan_ring; allowed GAN, PacGAN2"),
+        (
+            ["pacgan_ring", "--models", "WGAN"],
+            "--models 'WGAN' is not a model of pacgan_ring; allowed gan, pacgan2, pacgan3, pacgan4, all",
+        ),
         (["pacgan_ring", "--docs", "nowhere.md"], "--docs nowhere.md: no such file"),
         (["sr_set5", "--sr-ckpt", "missing.ckpt"], "--sr-ckpt='missing.ckpt' does not exist"),
         (["pacgan_ring", "model.nope=1"], "model.nope"),
@@ -312,11 +315,20 @@ def test_bad_arguments_give_one_line(argv, expected, tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # nothing was trained or written
 
 
+def test_models_by_name_for_labels_with_commas():
+    """Labels such as "DCGAN, D 1/4" cannot go through the comma-separated --models; their --list names can."""
+    entry = rp.load_entry("unrolled_stacked")
+    picked = rp._selected(entry, ["dcgan_d_1_4", "unrolled_5_d_1_2"])
+    assert [m.label for m in picked] == ["DCGAN, D 1/4", "unrolled 5, D 1/2"]
+    assert [m.label for m in rp._selected(rp.load_entry("pacgan_ring"), ["PacGAN2"])] == ["PacGAN2"]
+
+
 def test_cli_subcommand_and_list():
     r = run_cli("gan_lab.cli", "reproduce", "nope")
     assert r.returncode == 2 and "'nope' is not a table" in r.stderr
     r = run_cli("gan_lab.cli", "reproduce", "--list")
-    assert r.returncode == 0 and "unrolled_stacked:" in r.stdout and "unrolled 1, D 1/4 (--models)" in r.stdout
+    assert r.returncode == 0 and "unrolled_stacked:" in r.stdout
+    assert "unrolled 1, D 1/4 [unrolled_1_d_1_4] (--models)" in r.stdout
 
 
 def _experiments():
