@@ -180,9 +180,15 @@ def find_jobs(sweep_dir) -> list[Job]:
 
 
 def group_jobs(jobs: list[Job]) -> dict[str, list[Job]]:
-    """Group label -> jobs, in order of first appearance."""
+    """Group label -> jobs, in order of first appearance. A seed that a group holds twice (e.g. `seed=0,1` over
+    a preset's `seeds: 5`, whose members overlap) is one trial, not two: the first job is kept, the other named."""
     groups: dict[str, list[Job]] = {}
     for job in jobs:
+        same = [j for j in groups.get(job.group, []) if job.seed is not None and j.seed == job.seed]
+        if same:
+            print(f"warning: {job.path} repeats seed {job.seed} of {same[0].path} in group {job.group!r}; "
+                  "counted once", file=sys.stderr)  # fmt: skip
+            continue
         groups.setdefault(job.group, []).append(job)
     return groups
 

@@ -79,6 +79,16 @@ def test_grouping_ignores_seed_and_keeps_other_overrides(sweep):
     assert base.metrics == {"fid": 10.0, "d_loss": 0.6, "modes_captured": 7.0}  # nested/bool/epoch dropped
 
 
+def test_a_seed_held_twice_by_a_group_counts_once(tmp_path, capsys):
+    """Overlapping seed-parallel members (e.g. `seed=0,1` over a preset's `seeds: 3`): seeds 1 and 2 twice."""
+    for num, (seed, v) in enumerate([(0, 1.0), (1, 2.0), (2, 3.0), (1, 9.0), (2, 9.0), (3, 4.0)]):
+        make_job(tmp_path, num, [f"seed={seed}", "trick=[ema]"], {"status": "completed", "fid": v})
+    (group,) = group_jobs(find_jobs(tmp_path)).values()
+    assert [(j.seed, j.metrics["fid"]) for j in group] == [(0, 1.0), (1, 2.0), (2, 3.0), (3, 4.0)]
+    err = capsys.readouterr().err
+    assert err.count("counted once") == 2 and f"{tmp_path / '3'} repeats seed 1 of {tmp_path / '1'}" in err
+
+
 def test_ci95_hand_computed():
     mean, half = ci95([1.0, 2.0, 3.0])
     assert mean == 2.0

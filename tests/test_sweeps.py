@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -39,13 +40,14 @@ def test_sweep_survives_failed_and_diverged_jobs(tmp_path):
 
 
 def test_tiny_tricks_sweep_with_joblib_then_compare(tmp_path):
-    """The tricks_toy2d preset, shrunk to 2 tricks x 2 seeds, in parallel jobs; compare writes its table."""
+    """The tricks_toy2d preset, shrunk to 2 tricks x 2 seeds (one seed-parallel job per trick), in parallel jobs;
+    compare counts each job's members as the seeds of its group and writes its table."""
     sweep = tmp_path / "s"
     r = run_cli(
         "gan_lab.train",
         "+sweep=tricks_toy2d",
         "trainer.max_steps=30",
-        "seed=0,1",
+        "seeds=2",
         "data=toy2d_ring",
         "trick=[],[label_smoothing]",
         "hydra/launcher=joblib",
@@ -60,6 +62,13 @@ def test_tiny_tricks_sweep_with_joblib_then_compare(tmp_path):
     assert c.returncode == 0, c.stderr
     table = (sweep / "comparison.md").read_text()
     assert "trick=[label_smoothing]" in table and "trick=[]" in table and "seed=" not in table
+    assert sorted(p.relative_to(sweep).as_posix() for p in sweep.glob("*/seed*/metrics.json")) == [
+        "0/seed0/metrics.json", "0/seed1/metrics.json", "1/seed0/metrics.json", "1/seed1/metrics.json"
+    ]  # fmt: skip
+    rows = list(csv.DictReader((sweep / "comparison.csv").open()))
+    assert {r["group"]: r["n"] for r in rows if r["metric"] == "modes_captured"} == {
+        "trick=[]": "2", "trick=[label_smoothing]": "2"
+    }  # fmt: skip
     assert (sweep / "comparison.csv").exists() and (sweep / "comparison_modes_captured.png").exists()
 
 
