@@ -479,18 +479,26 @@ def write_tables(out: Path, summary: dict) -> str:
     return text
 
 
+_SECTION = re.compile(r"^### `([^`]+)`", re.M)
+
+
 def write_docs(path: Path, summaries: list[dict]) -> None:
-    """Replace the text between the reproduction markers of `path` with the rendered tables (regenerated from
-    reproduction.json by the command itself, never copied by hand)."""
+    """Write the rendered tables between the reproduction markers of `path` (regenerated from reproduction.json
+    by the command itself, never copied by hand). A table's section (from its "### `<table>`" heading to the
+    next) is replaced; the sections of tables not in `summaries` (tabulated from another --out) are kept;
+    sections are in table-name order; text before the first heading is replaced."""
     path = Path(path)
     text = path.read_text() if path.exists() else ""
     begin, end = MARKERS
     if begin not in text or end not in text:
         raise ConfigError(f"--docs {path}: the file has no '{begin}' ... '{end}' markers to write the tables between")
     head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    body = "\n".join(render_entry(s) for s in summaries)
-    path.write_text(f"{head}{begin}\n\n{body}\n{end}{tail}")
+    block, tail = rest.split(end, 1)
+    starts = [m.start() for m in _SECTION.finditer(block)] + [len(block)]
+    sections = {_SECTION.match(block, a).group(1): block[a:b].strip() for a, b in zip(starts, starts[1:])}
+    sections.update({s["entry"]: render_entry(s).strip() for s in summaries})
+    body = "\n\n".join(sections[name] for name in sorted(sections))
+    path.write_text(f"{head}{begin}\n\n{body}\n\n{end}{tail}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -151,6 +151,19 @@ def test_docs_are_written_between_the_markers(tmp_path):
     text = doc.read_text()
     assert text.startswith("# Reproduction\n\nintro\n\n") and text.endswith(f"{rp.MARKERS[1]}\n\nafter\n")
     assert "old table" not in text and "| GAN | `pacgan_ring_gan` | 1/1 | 100 | 6.3 ± 0.5 | 6.0 |" in text
+    grid = rp.summarize_entry(
+        rp.load_entry("pacgan_grid"), {"GAN": [_run(0, modes_captured=20.0, hq_fraction=0.5, reverse_kl=0.3)]}, [0]
+    )
+    rp.write_docs(doc, [grid])  # another table, tabulated from another --out: the ring's section stays
+    text = doc.read_text()
+    assert text.index("### `pacgan_grid`") < text.index("### `pacgan_ring`") and text.count("### `") == 2
+    assert "| GAN | `pacgan_ring_gan` | 1/1 | 100 | 6.3 ± 0.5 | 6.0 |" in text
+    assert "| GAN | `pacgan_grid_gan` | 1/1 | 100 | 17.3 ± 0.8 | 20.0 |" in text
+    s2 = rp.summarize_entry(entry, {"GAN": [_run(0, modes_captured=7.0, hq_fraction=0.9, reverse_kl=0.4)]}, [0])
+    rp.write_docs(doc, [s2])  # the ring again: replaced, not added
+    text = doc.read_text()
+    assert text.count("### `pacgan_ring`") == 1 and "| 6.3 ± 0.5 | 7.0 |" in text and "| 6.3 ± 0.5 | 6.0 |" not in text
+    assert text.endswith(f"{rp.MARKERS[1]}\n\nafter\n") and "### `pacgan_grid`" in text
     doc.write_text("no markers")
     with pytest.raises(ConfigError, match="no '<!-- reproduction:begin -->'"):
         rp.write_docs(doc, [s])
