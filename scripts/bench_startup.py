@@ -13,13 +13,15 @@ starts its service on a background thread while the data and nets are built (`ga
 The CPU time of the process by the first step (every thread) is printed too: a shared machine's load moves
 it less than the wall clock.
 Then the default command once under `python -X importtime`: the slowest imports (cumulative) and the
-modules with the most time of their own. The target: under 8 s.
+modules with the most time of their own, and the floor: a bare `import torch` and `import pytorch_lightning`
+in fresh interpreters (what any Lightning program pays before its own code). The target: under 8 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,11 @@ import pytorch_lightning as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 8.0
+# what every run imports before any gan_lab code runs: the floor under the start-up
+FLOOR = {
+    "torch": "the interpreter and torch",
+    "pytorch_lightning": "plus Lightning, which imports torchmetrics (and through it scipy.signal) and torch._dynamo",
+}
 
 
 class FirstStep(pl.Callback):
@@ -70,6 +77,16 @@ def run_once(overrides: list[str], tmp: Path, i: int, python_flags: tuple[str, .
     return wall - t0, cpu, r.stderr
 
 
+def floor_once(module: str) -> tuple[float, float]:
+    """(wall s, CPU s) of a bare `python -c "import <module>"`: the part of the start-up that is the libraries'."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def import_times(stderr: str) -> list[tuple[int, int, str]]:
     """(self us, cumulative us, module) of every `-X importtime` line."""
     rows = []
@@ -89,6 +106,7 @@ def main(argv=None) -> int:
     variants = {"": args.overrides, "logger=csv": [*args.overrides, "logger=csv"]}
     times: dict[str, list[float]] = {k: [] for k in variants}
     cpus: dict[str, list[float]] = {k: [] for k in variants}
+    floors: dict[str, list[tuple[float, float]]] = {m: [] for m in FLOOR}
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"load average before: {load}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +117,8 @@ def main(argv=None) -> int:
                 cpus[name].append(cpu)
                 print(f"  repeat {i} {name or 'as given':10s}: {wall:.2f} s to the first training step "
                       f"(CPU time of the process by then {cpu:.2f} s)")  # fmt: skip
+            for module in FLOOR:
+                floors[module].append(floor_once(module))
         _, _, err = run_once(args.overrides, Path(tmp), 2 * args.repeats, ("-X", "importtime"))
     rows = import_times(err)
     top_level = [r for r in rows if not r[2].startswith("  ")]  # imported directly, not by another import
@@ -117,6 +137,11 @@ def main(argv=None) -> int:
         f"CPU time to the first step: median {statistics.median(cpus['']):.2f} s, with logger=csv "
         f"{statistics.median(cpus['logger=csv']):.2f} s (moves less with other jobs' load than the wall clock)"
     )
+    for module, runs in floors.items():
+        print(
+            f"floor: python -c 'import {module}': median {statistics.median(w for w, _ in runs):.2f} s wall, "
+            f"{statistics.median(c for _, c in runs):.2f} s CPU ({FLOOR[module]})"
+        )
     print(
         f"start-up to the first training step ({job}): median {median:.2f} s, best {min(times['']):.2f} s of "
         f"{args.repeats} (target < {TARGET_S:.0f} s) {'OK' if ok else 'ABOVE TARGET'}"
