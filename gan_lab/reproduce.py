@@ -414,9 +414,10 @@ def plot_entry(summary: dict, path: Path) -> Path | None:
                     fmt="o",
                     color="C0",
                     capsize=3,
-                    label=f"measured (n={s['n']})" if not ax.get_legend_handles_labels()[1][1:] else None,
+                    label="measured" if not ax.get_legend_handles_labels()[1][1:] else None,
                 )
-        ax.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=8)
+        ns = [row["measured"][m.key]["n"] for row in rows]  # seeds per row: rows may have different counts
+        ax.set_yticks(range(len(rows)), [r["label"] + (f" (n={n})" if n else "") for r, n in zip(rows, ns)], fontsize=8)
         ax.set_xlabel(f"{m.label}, mean ± s.e.", fontsize=8)
         ax.invert_yaxis()
     axes[0].legend(fontsize=7, loc="best")
