@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from gan_lab.callbacks.monitor import MonitorCallback, grad_norm, optimizer_name
 from gan_lab.errors import ConfigError
 from gan_lab.tasks.gan import GANTask
 
@@ -523,8 +524,6 @@ class MemberCallbacks(pl.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         """Each member's gradient norm of this optimizer's step, for the members' monitors."""
-        from gan_lab.callbacks.monitor import MonitorCallback, grad_norm, optimizer_name
-
         monitors = [(k, cb) for k, cbs in enumerate(self.per_member) for cb in cbs if isinstance(cb, MonitorCallback)]
         monitors = [(k, cb) for k, cb in monitors if cb.grad_norms and self.task.alive[k]]
         key = optimizer_name(trainer, pl_module, optimizer) if monitors else None
@@ -569,7 +568,6 @@ def member_callbacks(callbacks: list, task, run_dir: Path, cfg, ckpt: str | None
     if not isinstance(task, SeedParallelGAN):
         return callbacks
     from gan_lab.callbacks.evaluation import EvaluationCallback
-    from gan_lab.callbacks.monitor import MonitorCallback
     from gan_lab.callbacks.samples import SampleCallback
 
     moved = [cb for cb in callbacks if isinstance(cb, (EvaluationCallback, SampleCallback, MonitorCallback))]
