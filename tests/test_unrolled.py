@@ -164,3 +164,63 @@ def test_trick_trains_and_composes_with_other_tricks(second_order, tmp_path):
 def test_bad_unrolled_values_fail_before_training(overrides, match, tmp_path):
     with pytest.raises(ConfigError, match=match):
         _task(tmp_path, "trick=[unrolled]", *overrides)
+
+
+@pytest.mark.parametrize("preset,filters", [("unrolled_stacked_d4", [2, 4, 8]), ("unrolled_stacked_d2", [4, 8, 16])])
+def test_stacked_presets_build_the_nets_of_the_authors_code(preset, filters):
+    """The Table 3 code of the PacGAN authors (unrolled_GAN_experiment/D=0.25G, D=0.5G): 28 x 28 stacks; G
+    4 -> 7 -> 14 -> 28 with 3 x 3 transposed convs; D 3 x 3 stride-2 convs, each with batch norm; Adam betas
+    (0.5, 0.99)."""
+    from hydra.utils import instantiate
+
+    cfg = compose_cfg(f"experiment={preset}")
+    assert cfg.data.size == 28 and cfg.data.batch_size == 128 and cfg.model.generator.z_dim == 256
+    assert list(cfg.model.g_optimizer.betas) == [0.5, 0.99] == list(cfg.model.d_optimizer.betas)
+    shape = (3, 28, 28)
+    g, d = instantiate(cfg.model.generator, shape=shape), instantiate(cfg.model.discriminator, shape=shape)
+    sizes, x = [], g.fc(torch.randn(2, 256)).view(-1, 64, 4, 4)
+    for layer in g.net:
+        x = layer(x)
+        if isinstance(layer, nn.ConvTranspose2d):
+            assert layer.kernel_size == (3, 3) and layer.stride == (2, 2)
+            sizes.append(x.shape[-1])
+    assert sizes == [7, 14, 28] and x.shape == (2, 3, 28, 28)
+    convs = [m for m in d.body if isinstance(m, nn.Conv2d)]
+    norms = [m for m in d.body if isinstance(m, nn.BatchNorm2d)]
+    assert [c.out_channels for c in convs] == filters == [n.num_features for n in norms]
+    assert all(c.kernel_size == (3, 3) and c.stride == (2, 2) and c.bias is None for c in convs)
+    assert d(torch.randn(2, *shape)).shape == (2, 1) and d.head[1].in_features == filters[-1] * 4 * 4
+
+
+def test_unrolled_dcgan_nets_keep_the_32px_form_and_refuse_other_sizes():
+    from gan_lab.nets.unrolled_dcgan import UnrolledDCGANDiscriminator, UnrolledDCGANGenerator
+
+    g = UnrolledDCGANGenerator((3, 32, 32))  # the arguments' defaults: 5 x 5 transposed convs, no batch norm in D
+    assert g(torch.randn(2, 256)).shape == (2, 3, 32, 32)
+    assert [m.kernel_size for m in g.net if isinstance(m, nn.ConvTranspose2d)] == [(5, 5)] * 3
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in UnrolledDCGANDiscriminator((3, 32, 32)).body)
+    with pytest.raises(ConfigError, match=r"makes square images of 25 to 32 px \(data.size\); got sample shape"):
+        UnrolledDCGANGenerator((3, 40, 40))
+    with pytest.raises(ConfigError, match=r"model.generator.kernel=4: allowed 3, 5"):
+        UnrolledDCGANGenerator((3, 28, 28), kernel=4)
+
+
+def test_unrolled_trains_the_stacked_preset_whose_d_has_batch_norm(tmp_path):
+    """D's batch-norm statistics are updated on copies in the unrolled steps; the run's own D keeps its own."""
+    m = train_run(
+        tmp_path,
+        "experiment=unrolled_stacked_d4",
+        "data=stacked_digits",
+        "data.size=28",
+        "data.n_samples=256",
+        "data.batch_size=32",
+        "trick=[unrolled]",
+        "trick.unrolled.steps=2",
+        "trainer.max_steps=2",
+        "metrics.n_samples=64",
+        "metrics.n_real=64",
+    )
+    assert m["status"] == "completed" and m["steps"] == 2
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    tracked = [v for k, v in ckpt["state_dict"].items() if k.startswith("discriminator.") and "num_batches" in k]
+    assert tracked and all(int(v) == 2 * 2 for v in tracked)  # 2 D steps x (real + fake), none from unrolling
