@@ -427,17 +427,11 @@ def build_seed_parallel(cfg):
 
 
 def _member_loader(dm, seeds: list[int]):
-    from gan_lab.data.base import EpochBatches, InMemoryDataModule
+    from gan_lab.data.base import InMemoryDataModule
 
     def train_dataloader():
         base = InMemoryDataModule.train_dataloader(dm)  # member 0's batches (its checks, its position)
-        return MemberBatches(
-            [base]
-            + [
-                EpochBatches(base.tensors, base.batch_size, s % 2**31, base.position, base.rank, base.world_size)
-                for s in seeds[1:]
-            ]  # fmt: skip
-        )
+        return MemberBatches([base] + [base.reseeded(s % 2**31) for s in seeds[1:]])
 
     return train_dataloader
 

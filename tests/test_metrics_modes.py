@@ -151,6 +151,49 @@ def test_stacked_digits_datamodule():
         StackedDigitsDataModule(n_samples=1)
 
 
+def _channels_match_labels(x, y, pool, labels):
+    flat = pool.flatten(1)
+    for i in range(len(y)):
+        for c, digit in enumerate((y[i] // 100, y[i] // 10 % 10, y[i] % 10)):
+            match = (flat == x[i, c].flatten()).all(1).nonzero().flatten()
+            assert len(match) >= 1 and (labels[match] == digit).any()
+
+
+def test_fresh_stacks_are_new_each_batch_and_a_function_of_seed_and_position():
+    """data.fresh=true: every training batch is new stacks of real digits, labelled by their digits; the order is
+    a pure function of (seed, epoch, batch), so a resumed run gets the uninterrupted run's batches; DDP ranks
+    get disjoint stacks; a seed-parallel member (reseeded) its own."""
+    kw = dict(size=16, n_samples=400, batch_size=32, val_fraction=0.2, split_seed=0)
+    dm = StackedDigitsDataModule(fresh=True, **kw)
+    dm.setup()
+    batches = dm.train_batches(0, 1)
+    assert len(batches) == 320 // 32 == len(StackedDigitsDataModule(**kw).train_batches(0, 1))
+    epoch0 = list(batches)
+    pool_x, pool_y = dm.split_tensors("train")
+    pool, labels = load_digits_images(16)
+    x, y = epoch0[0]
+    assert x.shape == (32, 3, 16, 16) and y.shape == (32,) and 0 <= y.min() and y.max() < 1000
+    _channels_match_labels(x[:10], y[:10], pool, labels)
+    seen = torch.cat([b[0] for b in epoch0]).flatten(1)
+    in_pool = sum(bool((pool_x.flatten(1) == row).all(1).any()) for row in seen[:50])
+    assert in_pool == 0  # new stacks, not the pool's: 320 of 1,797^3 possible stacks
+    again = StackedDigitsDataModule(fresh=True, **kw)
+    again.setup()
+    resumed = again.train_batches(0, 1)
+    resumed.position = lambda: (0, 3)  # resumed after 3 batches of epoch 0
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(epoch0[3:], resumed, strict=True))
+    batches.position = lambda: (1, 0)
+    assert not torch.equal(next(iter(batches))[1], epoch0[0][1])  # another epoch, other stacks
+    r0, r1 = dm.train_batches(0, 2), dm.train_batches(1, 2)
+    assert len(r0) == len(r1) == 320 // 64
+    assert not torch.equal(next(iter(r0))[0], next(iter(r1))[0])
+    assert torch.equal(next(iter(r0))[0], epoch0[0][0])  # rank 0 takes the first slice of each block
+    member = dm.train_batches(0, 1).reseeded(dm._order_seed + 1)
+    assert isinstance(member, type(batches)) and not torch.equal(next(iter(member))[1], epoch0[0][1])
+    with pytest.raises(ConfigError, match=r"data.stacked_digits: fresh='yes' must be a boolean; allowed true, false"):
+        StackedDigitsDataModule(fresh="yes", **kw)
+
+
 def test_stack_channels_covers_the_1000_modes():
     pool, labels = load_digits_images(8)
     _, y = stack_channels(pool, labels, 20_000, seed=0)

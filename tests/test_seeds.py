@@ -180,6 +180,19 @@ def test_dcgan_members_match_their_single_runs(tmp_path):
             torch.testing.assert_close(member[k].float(), single[k].float(), atol=ATOL, rtol=0, msg=f"seed {s}: {k}")
 
 
+def test_members_of_fresh_stacks_draw_their_single_runs_batches(tmp_path):
+    """data.fresh=true: each member draws the new stacks its own single-seed run draws."""
+    args = ["model=dcgan", "data=stacked_digits", "data.fresh=true", "data.n_samples=200", "data.batch_size=16"]
+    args += ["model.generator.ngf=8", "model.discriminator.ndf=8", "metrics.n_samples=64", "metrics.n_real=64"]
+    train_run(tmp_path / "par", *args, "seeds=2", "trainer.max_steps=3")
+    for s in (0, 1):
+        train_run(tmp_path / f"one{s}", *args, f"seed={s}", "trainer.max_steps=3")
+        single = weights(tmp_path / f"one{s}" / "checkpoints" / "last.ckpt")
+        member = weights(tmp_path / "par" / f"seed{s}" / "checkpoints" / "last.ckpt")
+        for k in single:
+            torch.testing.assert_close(member[k].float(), single[k].float(), atol=ATOL, rtol=0, msg=f"seed {s}: {k}")
+
+
 @pytest.mark.slow
 def test_reproduce_and_compare_take_the_members_as_seeds(tmp_path):
     from gan_lab import reproduce as rp

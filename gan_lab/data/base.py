@@ -7,6 +7,8 @@ once to the trainer's device and batches are sliced there (no host-to-device cop
 
 from __future__ import annotations
 
+import copy
+
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
@@ -62,6 +64,12 @@ class EpochBatches:
 
     def __len__(self) -> int:
         return self.n // (self.batch_size * self.world_size)
+
+    def reseeded(self, seed: int) -> EpochBatches:
+        """The same batches' kind, data and position with another seed's order (a seed-parallel member's)."""
+        other = copy.copy(self)
+        other.seed = seed
+        return other
 
     def __iter__(self):
         epoch, start = self.position() if self.position else (0, 0)
@@ -149,13 +157,18 @@ class InMemoryDataModule(pl.LightningDataModule):
                 f"data.batch_size={self.batch_size} x {world} processes is larger than the training split "
                 f"({len(self._train[0])} samples); allowed batch_size in [1, {len(self._train[0]) // world}]"
             )
-        batches = EpochBatches(self._tensors("train"), self.batch_size, self._order_seed, rank=rank, world_size=world)
+        batches = self.train_batches(rank, world)
         if trainer is not None:  # resume mid-epoch where the checkpoint left off (global_step counts batches)
             batches.position = lambda: (
                 trainer.current_epoch,
                 max(0, trainer.global_step - trainer.current_epoch * len(batches)),
             )
         return batches
+
+    def train_batches(self, rank: int, world: int) -> EpochBatches:
+        """The training batches of one process (subclasses may draw them otherwise, keeping EpochBatches' order
+        contract: a pure function of the seed and the position)."""
+        return EpochBatches(self._tensors("train"), self.batch_size, self._order_seed, rank=rank, world_size=world)
 
     def val_dataloader(self):
         self.setup()
