@@ -60,14 +60,15 @@ class _Stacked(InMemoryDataModule):
             raise ConfigError(f"data.{name}: fresh={fresh!r} must be a boolean; allowed true, false")
         self.size, self.n_samples, self.fresh = int(size), int(n_samples), fresh
         self.shape = (3, self.size, self.size)
-        self._digits = None  # (N x 1 x size x size in [-1, 1], N labels): what the stacks are drawn from
+        self._digits = None  # with fresh: (N x 1 x size x size in [-1, 1], N labels), what stacks are drawn from
 
     def digits(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def load(self):
-        self._digits = self.digits()
-        data = stack_channels(*self._digits, self.n_samples, seed=1234 + self.split_seed)
+        digits = self.digits()
+        self._digits = digits if self.fresh else None  # kept only when the training batches are drawn from them
+        data = stack_channels(*digits, self.n_samples, seed=1234 + self.split_seed)
         return split_train_val(data, self.val_fraction, self.split_seed)
 
     def train_batches(self, rank: int, world: int) -> EpochBatches:
