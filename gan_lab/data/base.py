@@ -118,7 +118,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self._train = None
         self._val = None
         self._order_seed = None  # seed of the training order: the global seed when the data was first set up
-        self._resident: dict[str, tuple[torch.Tensor, ...]] = {}  # split -> its tensors on the trainer's device
+        self._resident: dict[str, tuple[torch.Tensor, ...]] = {}  # split (or key) -> tensors on the trainer's device
 
     # subclasses -----------------------------------------------------------------------------------
     def load(self) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -139,13 +139,17 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def _tensors(self, split: str) -> tuple[torch.Tensor, ...]:
         """A split's tensors where batches are sliced: on the trainer's device with `on_device`, else host."""
-        host = self.split_tensors(split)
+        return self._where_sliced(split, self.split_tensors(split))
+
+    def _where_sliced(self, key: str, host: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """`host` tensors on the trainer's device with `on_device` (one copy per key, kept for the whole run),
+        else `host` itself."""
         device = self.trainer.strategy.root_device if self.on_device and self.trainer is not None else None
         if device is None or device.type == "cpu":
             return host
-        resident = self._resident.get(split)
-        if resident is None or resident[0].device != device:  # one copy per split, kept for the whole run
-            resident = self._resident[split] = tuple(t.to(device) for t in host)
+        resident = self._resident.get(key)
+        if resident is None or resident[0].device != device:
+            resident = self._resident[key] = tuple(t.to(device) for t in host)
         return resident
 
     def train_dataloader(self):

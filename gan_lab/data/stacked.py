@@ -16,13 +16,18 @@ from gan_lab.data.base import EpochBatches, InMemoryDataModule, resize_images, s
 from gan_lab.errors import ConfigError, check_range
 
 
+def stacks(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stacks of digit indices idx (n x 3) into the 1-channel pool x (labels y): n x 3 x H x W images and
+    their labels 100 * d0 + 10 * d1 + d2."""
+    d = y[idx]
+    return x[idx].squeeze(2), 100 * d[:, 0] + 10 * d[:, 1] + d[:, 2]
+
+
 def stack_channels(x: torch.Tensor, y: torch.Tensor, n_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n_samples 3-channel images, channel c a random image of the 1-channel pool x (labels y)."""
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(len(x), (n_samples, 3), generator=g)
-    images = x[idx].squeeze(2)  # n x 3 x H x W
-    d = y[idx]
-    return images.contiguous(), 100 * d[:, 0] + 10 * d[:, 1] + d[:, 2]
+    images, labels = stacks(x, y, torch.randint(len(x), (n_samples, 3), generator=g))
+    return images.contiguous(), labels
 
 
 class FreshStacks(EpochBatches):
@@ -42,9 +47,7 @@ class FreshStacks(EpochBatches):
         draws = torch.randint(len(digits), (len(self) * block, 3), generator=g).to(digits.device)
         for b in range(start, len(self)):
             lo = b * block + self.rank * self.batch_size
-            idx = draws[lo : lo + self.batch_size]
-            d = labels[idx]
-            yield digits[idx].squeeze(2), 100 * d[:, 0] + 10 * d[:, 1] + d[:, 2]
+            yield stacks(digits, labels, draws[lo : lo + self.batch_size])
 
 
 class _Stacked(InMemoryDataModule):
@@ -74,11 +77,7 @@ class _Stacked(InMemoryDataModule):
     def train_batches(self, rank: int, world: int) -> EpochBatches:
         if not self.fresh:
             return super().train_batches(rank, world)
-        digits = self._resident.get("digits")
-        device = self.trainer.strategy.root_device if self.on_device and self.trainer is not None else None
-        if digits is None or (device is not None and digits[0].device != device):
-            digits = self._digits if device is None else tuple(t.to(device) for t in self._digits)
-            self._resident["digits"] = digits
+        digits = self._where_sliced("digits", self._digits)
         n_pool = len(self._train[0])
         return FreshStacks(*digits, n_pool, self.batch_size, self._order_seed, rank=rank, world_size=world)
 

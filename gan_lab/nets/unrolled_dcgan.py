@@ -28,13 +28,14 @@ def _sizes(size: int, n: int) -> list[int]:
 
 
 def _check_image(owner: str, shape, n: int) -> list[int]:
-    allowed = [s for s in range(2 ** (n + 1) + 1, 2 ** (n + 2) + 1) if _sizes(s, n)[0] == 4]
-    if len(shape) != 3 or shape[1] != shape[2] or _sizes(shape[-1], n)[0] != 4:
+    sizes = _sizes(shape[-1], n)
+    if len(shape) != 3 or shape[1] != shape[2] or sizes[0] != 4:
+        allowed = [s for s in range(2 ** (n + 1) + 1, 2 ** (n + 2) + 1) if _sizes(s, n)[0] == 4]
         raise ConfigError(
             f"{owner}: the Unrolled-GAN DCGAN with {n} upsamplings makes square images of "
             f"{allowed[0]} to {allowed[-1]} px (data.size); got sample shape {tuple(shape)}"
         )
-    return _sizes(shape[-1], n)
+    return sizes
 
 
 class UnrolledDCGANGenerator(nn.Module):
