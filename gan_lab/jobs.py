@@ -68,8 +68,10 @@ def plan_job(run_dir: Path, overrides: list[str], max_steps: int, strict: bool =
     """'train', 'resume' or 'reuse' for a job directory; ConfigError when it holds something else.
 
     A finished job (diverged, or completed with all `max_steps`) is reused; an unfinished one (no metrics.json,
-    status failed, or fewer steps: Ctrl+C ends Lightning with sys.exit) resumes from its last.ckpt. With
-    strict=False (only tabulating) an unfinished job without a checkpoint (e.g. still running) is 'unfinished'."""
+    status failed, or fewer steps: Ctrl+C ends Lightning with sys.exit) resumes from its last.ckpt; a staged job
+    that never started (its directory holds only what `_stage` wrote, as when parallel jobs are interrupted
+    before their turn) trains. With strict=False (only tabulating) an unfinished job without a checkpoint (e.g.
+    still running) is 'unfinished'."""
     if not run_dir.exists():
         return "train"
     recorded = read_overrides(run_dir)
@@ -78,6 +80,8 @@ def plan_job(run_dir: Path, overrides: list[str], max_steps: int, strict: bool =
             f"job directory {run_dir} already holds a run with other overrides ({recorded}, now {overrides}); "
             "choose another --out (existing runs are never overwritten)"
         )
+    if _only_staged(run_dir):
+        return "train"
     done = read_metrics(run_dir, missing={})
     status, steps = done.get("status"), done.get("steps") or 0
     if status == "diverged" or (status == "completed" and steps >= max_steps):
@@ -90,6 +94,14 @@ def plan_job(run_dir: Path, overrides: list[str], max_steps: int, strict: bool =
         f"job directory {run_dir} holds an unfinished run (status {status}, {steps} of {max_steps} steps) without "
         "checkpoints/last.ckpt to resume from; choose another --out (existing runs are never overwritten)"
     )
+
+
+STAGED = {".hydra", ".hydra/overrides.yaml", ".hydra/config.yaml"}  # what _stage writes
+
+
+def _only_staged(run_dir: Path) -> bool:
+    """Whether `run_dir` holds nothing but a staged job's files (no log, lock, checkpoint or result of a start)."""
+    return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")} <= STAGED
 
 
 def read_metrics(run_dir: Path, missing: dict | None = None) -> dict:

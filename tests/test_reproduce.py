@@ -240,6 +240,17 @@ def test_parallel_jobs_run_as_child_processes(tmp_path):
         assert (job / "job.log").is_file()  # written by the child process (in-process jobs have none)
         assert json.loads((job / "metrics.json").read_text())["steps"] == 8
     assert not (out / "pacgan_grid" / "pacgan2").exists()
+    # interrupted before seed 1's turn: parallel jobs are staged first, so its directory holds only .hydra/
+    staged = out / "pacgan_grid" / "gan" / "seed1"
+    for p in sorted(staged.rglob("*"), reverse=True):
+        if p.relative_to(staged).as_posix() not in (".hydra", ".hydra/overrides.yaml", ".hydra/config.yaml"):
+            p.unlink() if p.is_file() else p.rmdir()
+    first = (out / "pacgan_grid" / "gan" / "seed0" / "metrics.json").read_text()
+    (again,) = rp.reproduce(
+        "pacgan_grid", seeds=2, steps_scale=0.004, out=out, overrides=["metrics.n_samples=200"], jobs=2, models=["GAN"]
+    )
+    assert again["models"][0]["completed"] == 2 and json.loads((staged / "metrics.json").read_text())["steps"] == 8
+    assert (out / "pacgan_grid" / "gan" / "seed0" / "metrics.json").read_text() == first  # reused, untouched
 
 
 @pytest.mark.parametrize(
@@ -252,6 +263,7 @@ def test_parallel_jobs_run_as_child_processes(tmp_path):
         ({"status": "failed", "steps": 60}, True, "resume"),
         ({}, True, "resume"),  # killed: no metrics.json
         ({"status": "failed", "steps": 0}, False, "holds an unfinished run (status failed, 0 of 100 steps)"),
+        ({}, False, "train"),  # staged (.hydra only) by an interrupted parallel run before its turn
     ],
 )
 def test_plan_job(metrics, ckpt, expected, tmp_path):
@@ -270,6 +282,12 @@ def test_plan_job(metrics, ckpt, expected, tmp_path):
             (run / "checkpoints" / "last.ckpt").write_bytes(b"")
     if expected in ("train", "reuse", "resume"):
         assert plan_job(run, ov, 100) == expected
+        if metrics == {} and not ckpt:  # anything a started job leaves makes it a run to keep
+            for left in ("job.log", ".gan_lab.lock", ".hydra/hydra.yaml"):
+                (run / left).write_text("")
+                with pytest.raises(ConfigError, match="holds an unfinished run"):
+                    plan_job(run, ov, 100)
+                (run / left).unlink()
     else:
         with pytest.raises(ConfigError, match=re.escape(expected)):
             plan_job(run, ov, 100)
