@@ -44,6 +44,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from gan_lab.callbacks.monitor import MonitorCallback, grad_norm, optimizer_name
+from gan_lab.data.base import ResumesAtPosition
 from gan_lab.errors import ConfigError
 from gan_lab.tasks.gan import GANTask
 
@@ -436,11 +437,15 @@ def _member_loader(dm, seeds: list[int]):
     return train_dataloader
 
 
-class MemberBatches:
+class MemberBatches(ResumesAtPosition):
     """Every member's training batch (its own data order), concatenated: S*B rows per step."""
 
     def __init__(self, members):
         self.members = members
+
+    @property
+    def position(self):  # the members share the run's position
+        return self.members[0].position
 
     def __len__(self) -> int:
         return len(self.members[0])

@@ -44,7 +44,24 @@ def batch_loader(tensors, batch_size: int, shuffle: bool, drop_last: bool, seed:
     return DataLoader(ds, sampler=BatchSampler(sampler, batch_size, drop_last=drop_last), batch_size=None)
 
 
-class EpochBatches:
+class ResumesAtPosition:
+    """Lightning's interface of a resumable training loader (`state_dict` / `load_state_dict`). A loader of this
+    kind reads its position from the trainer's own restored counters (`position()` -> epoch, batches done in
+    it), so a run resumed mid-epoch continues with the batches the uninterrupted run would have seen; the
+    state it saves is that position, for the record, and loading has nothing else to restore. Without the
+    interface Lightning warns at every mid-epoch resume that the results may be unreliable."""
+
+    position = None  # callable -> (epoch, batches already done in that epoch); None: from the start
+
+    def state_dict(self) -> dict:
+        epoch, done = self.position() if self.position else (0, 0)
+        return {"epoch": int(epoch), "batches_done": int(done)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore: the position is the trainer's, restored from the same checkpoint."""
+
+
+class EpochBatches(ResumesAtPosition):
     """Training batches: epoch e is a permutation drawn from (seed, e), cut into whole batches.
 
     The order is a pure function of the seed and the position, and the position is the trainer's

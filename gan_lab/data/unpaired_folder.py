@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_lab.data.base import InMemoryDataModule, batch_loader, split_train_val
+from gan_lab.data.base import InMemoryDataModule, ResumesAtPosition, batch_loader, split_train_val
 from gan_lab.errors import ConfigError, check_range
 
 
-class UnpairedBatches:
+class UnpairedBatches(ResumesAtPosition):
     """Training batches of two domains: each epoch draws an independent permutation of A and of B from
     (seed, epoch, domain), the shorter domain continuing with further permutations, so an epoch covers the
     larger domain once. Like `EpochBatches`, the order is a pure function of the seed and the position (a
