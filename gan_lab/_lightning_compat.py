@@ -19,6 +19,8 @@ The internals, and why:
 - `RichProgressBar._get_train_description`: the bar's title; Lightning's reads "Epoch 0/-2" when a run is
   bounded by `max_steps` only (`max_epochs=-1`).
 - `torch._dynamo.is_dynamo_supported`: whether `torch.compile` can run on this Python/torch.
+- `WandbLogger._wandb_init`: Lightning passes `anonymous=None` to `wandb.init`, and W&B (0.2x and later) then
+  warns at every run that the setting has no effect; the unset key is dropped.
 """
 
 from __future__ import annotations
@@ -92,6 +94,13 @@ def call_hooks(trainer, module, callbacks, hook: str, *args) -> None:
 def layer_sync(strategy):
     """The strategy's SyncBatchNorm plugin, or None (also outside the tested range: Lightning decides)."""
     return getattr(strategy, "_layer_sync", None) if PRIVATE_API else None
+
+
+def drop_unset_wandb_anonymous(logger) -> None:
+    """Leave W&B's `anonymous` setting unset when the WandbLogger was not given one (no warning at each run)."""
+    init = getattr(logger, "_wandb_init", None) if PRIVATE_API else None
+    if isinstance(init, dict) and init.get("anonymous", "") is None:
+        del init["anonymous"]
 
 
 def drop_layer_sync(strategy) -> None:

@@ -92,6 +92,8 @@ def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
     from gan_lab.ensemble import member_callbacks
 
     callbacks = member_callbacks(callbacks, task, run_dir, cfg, ckpt)  # seeds=: samples and metrics per member
+    from gan_lab._lightning_compat import drop_unset_wandb_anonymous
+
     loggers = [history_logger(run_dir, ckpt)]  # metrics.csv: always-on history
     for name, spec in (_container(cfg.get("logger")) or {}).items():
         if spec is None:
@@ -99,6 +101,7 @@ def build_objects(cfg: DictConfig, run_dir: Path, ckpt: str | None = None):
         if "save_dir" in spec:
             spec["save_dir"] = _in_run_dir(spec["save_dir"], run_dir)
         loggers.append(build(spec, f"logger.{name}"))
+        drop_unset_wandb_anonymous(loggers[-1])
     from gan_lab.callbacks.checkpoint_io import AtomicCheckpointIO
     from gan_lab.callbacks.distributed import RankRandomStreams
     from gan_lab.callbacks.evaluation import HeldOutCallback

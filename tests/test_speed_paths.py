@@ -134,6 +134,12 @@ def test_wandb_starts_early_only_for_the_offline_logger(tmp_path, monkeypatch):
     thread.join(120)
     assert "wandb.sdk.launch.inputs.internal" in sys.modules
     assert start_wandb_early(compose_cfg()) is None  # once per process
+    from pytorch_lightning.loggers import WandbLogger
+
+    from gan_lab.train import build_objects
+
+    (wb,) = [lg for lg in build_objects(compose_cfg(*MLP), tmp_path / "b")[2].loggers if isinstance(lg, WandbLogger)]
+    assert "anonymous" not in wb._wandb_init  # W&B warns at every run when Lightning passes anonymous=None
     monkeypatch.setenv("WANDB_SILENT", "true")
     m = train_run(tmp_path, *MLP, "logger=wandb", "trainer.max_steps=2")  # the logger's run on that service
     assert m["status"] == "completed", m
