@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -137,15 +139,74 @@ def run_job(job: Job) -> dict:
     return read_metrics(job.run_dir)
 
 
-def _run_child(job: Job, threads: int) -> dict:
-    """One staged job (see run_jobs) as a `python -m gan_lab.jobs` child process."""
+class _Stop:
+    """Signals to the parent of parallel jobs: SIGTERM and SIGINT (Ctrl+C) stop it starting jobs, the running
+    children save their checkpoints and end as 'preempted' (gan_lab.train's signal handling), then the parent
+    exits with 128 + the signal. SIGTERM is passed on to the children (Ctrl+C reaches them from the terminal
+    itself); a second Ctrl+C stops the parent at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.children: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._previous: dict = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            if handler is not None:  # None: a handler not installed from Python, which cannot be put back
+                signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = self.signum or signum
+        if signum == signal.SIGTERM:
+            with self._lock:
+                children = list(self.children)
+            for child in children:
+                child.send_signal(signum)
+
+    def run_child(self, cmd: list[str], log, env: dict) -> None:
+        with self._lock:
+            if self.signum is not None:
+                return
+            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.children.add(child)
+        try:
+            child.wait()
+        finally:
+            with self._lock:
+                self.children.discard(child)
+
+
+def _exit_stopped(signum: int, results: list[dict | None]) -> None:
+    done = sum(1 for r in results if r is not None)
+    print(
+        f"jobs stopped by {signal.Signals(signum).name} ({done} of {len(results)} finished or saved); "
+        "run the same command again to continue them",
+        file=sys.stderr,
+    )
+    raise SystemExit(128 + signum)
+
+
+def _run_child(job: Job, threads: int, stop: _Stop) -> dict | None:
+    """One staged job (see run_jobs) as a `python -m gan_lab.jobs` child process; None when it was not started
+    because the runner is stopping."""
     if job.action != "reuse":
+        if stop.signum is not None:
+            return None
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "gan_lab.jobs", str(job.run_dir), "--threads", str(threads)]
         if job.action == "resume":
             cmd.append("--resume")
         with open(job.run_dir / "job.log", "a") as log:
-            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+            stop.run_child(cmd, log, env)
     return read_metrics(job.run_dir)
 
 
@@ -156,37 +217,43 @@ def cores() -> int:
 def run_jobs(jobs: list[Job], parallel: int = 1, threads: int | None = None, on_done=None) -> list[dict]:
     """Results (metrics.json dicts, with wall_time_s of the job) in the order of `jobs`. parallel=1: in this
     process; more: that many child processes at a time, each with `threads` (default cores // parallel)
-    torch threads. on_done(job, result) is called as each job ends (from this thread)."""
+    torch threads. on_done(job, result) is called as each job ends (from this thread). SIGTERM or Ctrl+C
+    stops the runner once the running jobs have saved their checkpoints (in this process: gan_lab.train's
+    handling; children: see `_Stop`), and it exits with 128 + the signal; no further job starts."""
     from gan_lab.train import set_threads
 
     parallel = max(1, min(parallel, len(jobs) or 1))
     threads = threads or max(1, cores() // parallel)
     results: list[dict | None] = [None] * len(jobs)
 
-    def one(i: int) -> dict:
+    def one(i: int, stop: _Stop | None) -> dict | None:
         t0 = time.time()
-        r = run_job(jobs[i]) if parallel == 1 else _run_child(jobs[i], threads)
-        if jobs[i].action != "reuse":
+        r = run_job(jobs[i]) if parallel == 1 else _run_child(jobs[i], threads, stop)
+        if r is not None and jobs[i].action != "reuse":
             r = {**r, "job_wall_time_s": round(time.time() - t0, 1)}
         return r
 
     if parallel == 1:
         set_threads(threads)
         for i, job in enumerate(jobs):
-            results[i] = one(i)
+            results[i] = one(i, None)
             if on_done:
                 on_done(job, results[i])
+            if results[i].get("status") == "preempted":  # the signal came to this process: stop here
+                _exit_stopped(int(getattr(signal, results[i].get("signal") or "", signal.SIGTERM)), results)
         return results
     for job in jobs:  # Hydra's compose is not thread-safe: configs are written here, children read them
         if job.action != "reuse":
             _stage(job)
-    with ThreadPoolExecutor(parallel) as pool:
-        futures = {pool.submit(one, i): i for i in range(len(jobs))}
+    with _Stop() as stop, ThreadPoolExecutor(parallel) as pool:
+        futures = {pool.submit(one, i, stop): i for i in range(len(jobs))}
         for fut in futures:  # submission order; each waits for its own job
             i = futures[fut]
             results[i] = fut.result()
-            if on_done:
+            if on_done and results[i] is not None:
                 on_done(jobs[i], results[i])
+    if stop.signum is not None:
+        _exit_stopped(stop.signum, results)
     return results
 
 
