@@ -98,12 +98,16 @@ def plan_job(run_dir: Path, overrides: list[str], max_steps: int, strict: bool =
     )
 
 
-STAGED = {".hydra", ".hydra/overrides.yaml", ".hydra/config.yaml"}  # what _stage writes
+STAGED = {"overrides.yaml", "config.yaml"}  # what _stage writes into <run dir>/.hydra
 
 
 def _only_staged(run_dir: Path) -> bool:
-    """Whether `run_dir` holds nothing but a staged job's files (no log, lock, checkpoint or result of a start)."""
-    return {p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*")} <= STAGED
+    """Whether `run_dir` holds nothing but a staged job's files (no log, lock, checkpoint or result of a start).
+    Two directory listings, not a walk of a finished run's pictures and logs."""
+    if {p.name for p in run_dir.iterdir()} - {".hydra"}:
+        return False
+    hydra = run_dir / ".hydra"
+    return not hydra.is_dir() or {p.name for p in hydra.iterdir()} <= STAGED
 
 
 def read_metrics(run_dir: Path, missing: dict | None = None) -> dict:
@@ -240,7 +244,7 @@ def run_jobs(jobs: list[Job], parallel: int = 1, threads: int | None = None, on_
             if on_done:
                 on_done(job, results[i])
             if results[i].get("status") == "preempted":  # the signal came to this process: stop here
-                _exit_stopped(int(getattr(signal, results[i].get("signal") or "", signal.SIGTERM)), results)
+                _exit_stopped(results[i]["exit_code"] - 128, results)  # train() recorded 128 + the signal
         return results
     for job in jobs:  # Hydra's compose is not thread-safe: configs are written here, children read them
         if job.action != "reuse":
