@@ -27,6 +27,7 @@ import yaml
 
 from gan_lab.config import CONF_DIR
 from gan_lab.errors import ConfigError
+from gan_lab.stop_signals import StopSignals
 
 # defaults of every job (a later user override of the same key wins): no W&B run, no progress bar
 JOB_DEFAULTS = ("logger=csv", "callbacks.progress=null", "trainer.enable_progress_bar=false")
@@ -143,33 +144,19 @@ def run_job(job: Job) -> dict:
     return read_metrics(job.run_dir)
 
 
-class _Stop:
-    """Signals to the parent of parallel jobs: SIGTERM and SIGINT (Ctrl+C) stop it starting jobs, the running
-    children save their checkpoints and end as 'preempted' (gan_lab.train's signal handling), then the parent
-    exits with 128 + the signal. SIGTERM is passed on to the children (Ctrl+C reaches them from the terminal
-    itself); a second Ctrl+C stops the parent at once."""
+class _Stop(StopSignals):
+    """The runner's stop: SIGTERM and SIGINT (Ctrl+C) stop it starting jobs, the running jobs save their
+    checkpoints and end as 'preempted' (gan_lab.train's signal handling), then the runner exits with
+    128 + the signal. Parallel jobs: SIGTERM is passed on to the children (Ctrl+C reaches them from the
+    terminal itself). In-process jobs: a signal that came while a job was finishing, after its last step,
+    reaches this scope when the job's own closes (gan_lab.stop_signals). A second Ctrl+C stops at once."""
 
     def __init__(self):
-        self.signum: int | None = None
+        super().__init__(on_signal=self._pass_on)
         self.children: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
-        self._previous: dict = {}
 
-    def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            if handler is not None:  # None: a handler not installed from Python, which cannot be put back
-                signal.signal(sig, handler)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = self.signum or signum
+    def _pass_on(self, signum: int) -> None:
         if signum == signal.SIGTERM:
             with self._lock:
                 children = list(self.children)
@@ -239,12 +226,15 @@ def run_jobs(jobs: list[Job], parallel: int = 1, threads: int | None = None, on_
 
     if parallel == 1:
         set_threads(threads)
-        for i, job in enumerate(jobs):
-            results[i] = one(i, None)
-            if on_done:
-                on_done(job, results[i])
-            if results[i].get("status") == "preempted":  # the signal came to this process: stop here
-                _exit_stopped(results[i]["exit_code"] - 128, results)  # train() recorded 128 + the signal
+        with _Stop() as stop:
+            for i, job in enumerate(jobs):
+                results[i] = one(i, None)
+                if on_done:
+                    on_done(job, results[i])
+                if stop.signum is not None:  # the job saved and stopped, or the signal came as it finished
+                    break
+        if stop.signum is not None:
+            _exit_stopped(stop.signum, results)
         return results
     for job in jobs:  # Hydra's compose is not thread-safe: configs are written here, children read them
         if job.action != "reuse":

@@ -69,6 +69,24 @@ def test_a_signal_to_in_process_jobs_stops_them_all(tmp_path):
     assert not (tmp_path / "job1").exists()  # never started
 
 
+def test_a_signal_as_an_in_process_job_finishes_stops_the_runner(tmp_path):
+    """SIGTERM in the end-of-run work, after the job's last step: the job completes (nothing is left to save
+    for), and the runner stops before the next job instead of absorbing the signal."""
+    finishing = [
+        *JOB,
+        "trainer.max_steps=5",
+        "+callbacks.sig._target_=gan_lab.callbacks.faults.SignalAtStep",
+        "+callbacks.sig.step=5",
+        "+callbacks.sig.at_train_end=true",
+    ]
+    p = runner(tmp_path, [finishing, [*JOB, "trainer.max_steps=5"]], parallel=1)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 143, err[-3000:]
+    assert "jobs stopped by SIGTERM (1 of 2 finished or saved)" in err
+    assert metrics(tmp_path / "job0")["status"] == "completed" and metrics(tmp_path / "job0")["steps"] == 5
+    assert not (tmp_path / "job1").exists()
+
+
 @pytest.mark.slow  # three training processes
 @pytest.mark.parametrize("sig,to", [("SIGTERM", "parent"), ("SIGINT", "group")], ids=["kill_parent", "ctrl_c"])
 def test_a_signal_stops_parallel_jobs(sig, to, tmp_path):

@@ -46,11 +46,16 @@ class NaNAtStep(pl.Callback):
 
 class SignalAtStep(pl.Callback):
     """Sends `signal` (a name: SIGTERM, SIGINT, SIGUSR1) to the training process after `step` batches, as a
-    scheduler would before pre-emption."""
+    scheduler would before pre-emption; `at_train_end=true`: in the end-of-run work after the last batch
+    instead (with step = trainer.max_steps)."""
 
-    def __init__(self, step: int, signal: str = "SIGTERM"):
-        self.step, self.signal = int(step), str(signal)
+    def __init__(self, step: int, signal: str = "SIGTERM", at_train_end: bool = False):
+        self.step, self.signal, self.at_train_end = int(step), str(signal), bool(at_train_end)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and not self.at_train_end:
+            os.kill(os.getpid(), getattr(signal, self.signal))
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.global_step == self.step and self.at_train_end:
             os.kill(os.getpid(), getattr(signal, self.signal))

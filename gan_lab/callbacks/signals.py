@@ -37,6 +37,8 @@ from pathlib import Path
 
 from pytorch_lightning.callbacks import Checkpoint
 
+from gan_lab.stop_signals import StopSignals
+
 
 class Preempted(BaseException):  # noqa: N818 - not an error: a requested stop, like KeyboardInterrupt
     """Training stopped for a signal after saving `path` at `step`."""
@@ -69,40 +71,39 @@ class PreemptionCheckpoint(Checkpoint):
 
     def __init__(self, dirpath: str | Path):
         self.dirpath = str(dirpath)
-        self.signum: int | None = None
         self.final_saved_step: int | None = None
-        self._previous: dict[int, object] = {}
+        self._signals: StopSignals | None = None
 
     @property
     def path(self) -> Path:
         return Path(self.dirpath) / "last.ckpt"
 
-    # ---- signals: installed for the training loop only, after Lightning's own handlers ----------------
+    # ---- signals: handled for the training loop only, after Lightning's own handlers are installed ----------
+    @property
+    def signum(self) -> int | None:
+        return self._signals.signum if self._signals is not None else None
+
     def on_train_start(self, trainer, pl_module) -> None:
-        self.signum = None
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in _signals(trainer):  # replaces Lightning's SIGTERM handler (a collective inside a handler)
-            self._previous[sig] = signal.getsignal(sig)
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:  # a second Ctrl+C: stop now
-            self._restore()
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def _restore(self) -> None:
-        for sig, handler in self._previous.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        self._previous = {}
+        # replaces Lightning's SIGTERM handler (a collective inside a handler); a stop requested of an
+        # enclosing scope (the job runner's) before training began stops at the first step boundary
+        self._signals = StopSignals(signals=_signals(trainer)).open()
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self._restore()
+        if self._signals is not None:  # a signal that came after the last step reaches the job runner, if any
+            self._signals.close()
         if trainer.is_global_zero:
             self._kept.unlink(missing_ok=True)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Lightning calls no teardown hook after an exception (Preempted among them): the handlers go back
+        here, and the signal reaches the job runner. After a KeyboardInterrupt Lightning has set SIGINT to be
+        ignored while it shuts down; that stays."""
+        if self._signals is None:
+            return
+        shutting_down = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        self._signals.close()
+        if shutting_down and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     # ---- the step boundary -------------------------------------------------------------------------------
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
