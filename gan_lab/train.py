@@ -446,6 +446,34 @@ def _finish_wandb():
             wandb.finish()
 
 
+_sweep_stop = None  # the stop scope of an in-process sweep (see _in_process_sweep_stop)
+
+
+def _in_process_sweep_stop(hc):
+    """Hydra's basic launcher runs a sweep's jobs one after another in this process: one stop scope
+    (gan_lab.stop_signals) open across them ends the sweep at a signal that came between two jobs or during a
+    job's end-of-run work, which the job itself no longer stops for. (A job stopped in training ends the sweep
+    with its own exit code.) None for other launchers, whose jobs run in other processes."""
+    global _sweep_stop
+    import threading
+
+    from gan_lab.stop_signals import StopSignals
+
+    basic = str(hc.launcher.get("_target_", "")).endswith(".BasicLauncher")
+    if _sweep_stop is None and basic and threading.current_thread() is threading.main_thread():
+        _sweep_stop = StopSignals().open()
+    return _sweep_stop
+
+
+def _exit_sweep(signum: int, when: str) -> None:
+    print(
+        f"sweep stopped by {signal_name(signum)} {when}; the later jobs did not start (the same "
+        "command again trains them; finished jobs are refused, not retrained)",
+        file=sys.stderr,
+    )
+    sys.exit(128 + signum)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
@@ -455,6 +483,11 @@ def main(cfg: DictConfig) -> float:
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     fresh = not run_dir.exists() or not any(run_dir.iterdir())  # Hydra created it for this job
+    stop = _in_process_sweep_stop(hc) if multirun else None
+    if stop is not None and stop.signum is not None:  # the signal came between two jobs
+        if fresh and run_dir.is_dir():
+            run_dir.rmdir()
+        _exit_sweep(stop.signum, f"before job {hc.job.num}")
     try:
         set_threads(cfg.get("threads"), hc.launcher.get("n_jobs") if multirun else None)
         metrics = train(cfg, run_dir, hydra_files())
@@ -480,6 +513,8 @@ def main(cfg: DictConfig) -> float:
         raise
     if metrics.get("status") == "preempted" and is_global_zero():  # 128 + signal: the scheduler sees a job ended
         sys.exit(metrics["exit_code"])  # by that signal (DDP: rank 0's status is the job's; see callbacks/signals.py)
+    if stop is not None and stop.signum is not None:  # the signal came as the job finished
+        _exit_sweep(stop.signum, f"after job {hc.job.num} ({metrics.get('status')})")
     return objective_value(cfg, metrics)
 
 if __name__ == "__main__":

@@ -39,6 +39,32 @@ def test_sweep_survives_failed_and_diverged_jobs(tmp_path):
     assert jobs[3]["steps"] == 200 and "modes_captured" in jobs[3]
 
 
+def test_a_signal_as_an_in_process_sweep_job_finishes_ends_the_sweep(tmp_path):
+    """SIGTERM in job 0's end-of-run work (after its last step: nothing left to save for): job 0 completes, and
+    the sweep ends there with 143 instead of starting job 1 (which a scheduler's SIGKILL would cut short)."""
+    sweep = tmp_path / "s"
+    r = run_cli(
+        "gan_lab.train",
+        "-m",
+        "model=gan_mlp",
+        "data=toy2d_ring",
+        "seed=0,1",
+        "trainer.max_steps=5",
+        "+callbacks.sig._target_=gan_lab.callbacks.faults.SignalAtStep",
+        "+callbacks.sig.step=5",
+        "+callbacks.sig.at_train_end=true",
+        "logger=none",
+        "callbacks.progress=null",
+        "trainer.enable_progress_bar=false",
+        "metrics.n_samples=200",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert r.returncode == 143, r.stderr[-3000:]
+    assert "sweep stopped by SIGTERM after job 0 (completed); the later jobs did not start" in r.stderr
+    assert json.loads((sweep / "0" / "metrics.json").read_text())["status"] == "completed"
+    assert not (sweep / "1").exists()
+
+
 def test_tiny_tricks_sweep_with_joblib_then_compare(tmp_path):
     """The tricks_toy2d preset, shrunk to 2 tricks x 2 seeds (one seed-parallel job per trick), in parallel jobs;
     compare counts each job's members as the seeds of its group and writes its table."""
