@@ -13,23 +13,21 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 
+# a small in-process (basic launcher) sweep of the 2-D MLP without logger or progress bar
+SMALL = ("-m", "model=gan_mlp", "data=toy2d_ring", "logger=none", "callbacks.progress=null",
+         "trainer.enable_progress_bar=false", "metrics.n_samples=200")  # fmt: skip
+
 
 def test_sweep_survives_failed_and_diverged_jobs(tmp_path):
     sweep = tmp_path / "s"
     r = run_cli(
         "gan_lab.train",
-        "-m",
-        "model=gan_mlp",
-        "data=toy2d_ring",
+        *SMALL,
         "model.d_optimizer.lr=-1,1e-3",  # -1: rejected by validation
         "+callbacks.nan._target_=gan_lab.callbacks.faults.NaNAtStep",
         "+callbacks.nan.step=50,100000",  # 50: diverges
         "trainer.max_steps=200",
         "trainer.log_every_n_steps=5",
-        "logger=none",
-        "callbacks.progress=null",
-        "trainer.enable_progress_bar=false",
-        "metrics.n_samples=200",
         f"hydra.sweep.dir={sweep}",
     )
     assert r.returncode == 0, r.stderr[-3000:]
@@ -45,18 +43,12 @@ def test_a_signal_as_an_in_process_sweep_job_finishes_ends_the_sweep(tmp_path):
     sweep = tmp_path / "s"
     r = run_cli(
         "gan_lab.train",
-        "-m",
-        "model=gan_mlp",
-        "data=toy2d_ring",
+        *SMALL,
         "seed=0,1",
         "trainer.max_steps=5",
         "+callbacks.sig._target_=gan_lab.callbacks.faults.SignalAtStep",
         "+callbacks.sig.step=5",
         "+callbacks.sig.at_train_end=true",
-        "logger=none",
-        "callbacks.progress=null",
-        "trainer.enable_progress_bar=false",
-        "metrics.n_samples=200",
         f"hydra.sweep.dir={sweep}",
     )
     assert r.returncode == 143, r.stderr[-3000:]
