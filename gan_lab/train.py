@@ -465,6 +465,12 @@ def _in_process_sweep_stop(hc):
     return _sweep_stop
 
 
+def _drop_hydra_dir(run_dir: Path, fresh: bool) -> None:
+    """Remove the empty directory Hydra made for a job that does not run (refused, or its sweep stopped)."""
+    if fresh and run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
 def _exit_sweep(signum: int, when: str) -> None:
     print(
         f"sweep stopped by {signal_name(signum)} {when}; the later jobs did not start (the same "
@@ -485,8 +491,7 @@ def main(cfg: DictConfig) -> float:
     fresh = not run_dir.exists() or not any(run_dir.iterdir())  # Hydra created it for this job
     stop = _in_process_sweep_stop(hc) if multirun else None
     if stop is not None and stop.signum is not None:  # the signal came between two jobs
-        if fresh and run_dir.is_dir():
-            run_dir.rmdir()
+        _drop_hydra_dir(run_dir, fresh)
         _exit_sweep(stop.signum, f"before job {hc.job.num}")
     try:
         set_threads(cfg.get("threads"), hc.launcher.get("n_jobs") if multirun else None)
@@ -502,8 +507,7 @@ def main(cfg: DictConfig) -> float:
             else:  # not through logging: its file handler would append to the job's train.log
                 print(f"error: job {hc.job.num}: {e}", file=sys.stderr)
             return DIVERGED_PENALTY
-        if fresh and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # the empty directory Hydra made for a refused run
+        _drop_hydra_dir(run_dir, fresh)
         print(f"error: {e}", file=sys.stderr)  # one line, before any training; SystemExit skips Hydra's report
         sys.exit(1 if isinstance(e, StorageError) else 2)
     except Exception:
