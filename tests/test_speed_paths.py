@@ -174,3 +174,47 @@ def test_fused_adam_is_a_model_option(tmp_path):
         _, task, _ = build_objects(compose_cfg("logger=none", *MLP, *overrides), tmp_path)
         opt_g, opt_d = task.configure_optimizers()
         assert (opt_g.defaults["fused"], opt_d.defaults["fused"]) == fused
+
+
+# ---- transposed convolutions on the CPU as matrix products ------------------------------------------------
+@pytest.mark.parametrize(
+    "cin, cout, kernel, stride, padding, output_padding, size, bias, matmul",
+    [
+        (100, 128, 4, 1, 0, 0, 1, False, True),  # a generator's first layer: z -> C x 4 x 4
+        (10, 4, 4, 1, 0, 0, 1, True, True),
+        (32, 1, 4, 2, 1, 0, 16, False, True),  # a grayscale image layer
+        (7, 1, 3, 2, 1, 0, 5, True, True),
+        (8, 1, 5, 3, 2, 0, 6, False, True),
+        (16, 3, 4, 2, 1, 0, 8, True, False),  # three channels: the library's kernel
+        (16, 1, 3, 2, 1, 1, 8, False, False),  # output padding: the library's kernel
+    ],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_transpose_matches_the_library_layer(cin, cout, kernel, stride, padding, output_padding, size, bias,
+                                                  matmul, channels_last, monkeypatch):  # fmt: skip
+    from torch import nn
+
+    from gan_lab.nets.common import ConvTranspose2d
+
+    extra = {"output_padding": output_padding}
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(cin, cout, kernel, stride, padding, bias=bias, **extra)
+    ref = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, bias=bias, **extra)
+    ref.load_state_dict(ours.state_dict())  # the same parameters and state dict
+    x = torch.randn(5, cin, size, size)
+    if channels_last:
+        ours, ref, x = (t.to(memory_format=torch.channels_last) for t in (ours, ref, x))
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    yb = ref(xb)
+    calls, library = [], torch.nn.functional.conv_transpose2d
+    monkeypatch.setattr(torch.nn.functional, "conv_transpose2d", lambda *a, **k: calls.append(1) or library(*a, **k))
+    ya = ours(xa)
+    assert bool(calls) is not matmul  # which path ran
+    grad = torch.randn_like(yb)
+    (ya * grad).sum().backward()
+    (yb * grad).sum().backward()
+    assert ya.shape == yb.shape
+    torch.testing.assert_close(ya, yb, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-5, atol=1e-5)
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-4)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError
+from gan_lab.nets.common import ConvTranspose2d
 
 DEFAULT_HIDDEN = {"mlp": (512, 256), "conv": (32, 64, 128)}
 
@@ -90,8 +91,8 @@ class ConvDecoder(nn.Module):
         self.fc = nn.Linear(latent_dim, math.prod(self.start))
         layers = [nn.ReLU(True)]
         for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU(True)]
-        layers.append(nn.ConvTranspose2d(chans[-1], shape[0], 4, 2, 1))
+            layers += [ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers.append(ConvTranspose2d(chans[-1], shape[0], 4, 2, 1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

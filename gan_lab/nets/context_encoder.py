@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import check_range
-from gan_lab.nets.common import dcgan_init
+from gan_lab.nets.common import ConvTranspose2d, dcgan_init
 from gan_lab.nets.dcgan import DCGANDiscriminator
 from gan_lab.nets.unet import check_power_of_two
 
@@ -54,10 +54,10 @@ class ContextEncoder(nn.Module):
             enc += _block(nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=False), ch[i], nn.LeakyReLU(0.2, True))
         enc += _block(nn.Conv2d(ch[-1], bottleneck, 4, 1, 0, bias=False), bottleneck, nn.LeakyReLU(0.2, True))
         self.encoder = nn.Sequential(*enc)
-        dec = _block(nn.ConvTranspose2d(bottleneck, ch[-1], 4, 1, 0, bias=False), ch[-1], nn.ReLU(True))
+        dec = _block(ConvTranspose2d(bottleneck, ch[-1], 4, 1, 0, bias=False), ch[-1], nn.ReLU(True))
         for i in range(n - 1, 0, -1):
-            dec += _block(nn.ConvTranspose2d(ch[i], ch[i - 1], 4, 2, 1, bias=False), ch[i - 1], nn.ReLU(True))
-        dec += [nn.ConvTranspose2d(ch[0], in_channels, 4, 2, 1), nn.Tanh()]
+            dec += _block(ConvTranspose2d(ch[i], ch[i - 1], 4, 2, 1, bias=False), ch[i - 1], nn.ReLU(True))
+        dec += [ConvTranspose2d(ch[0], in_channels, 4, 2, 1), nn.Tanh()]
         self.decoder = nn.Sequential(*dec)
         dcgan_init(self)
 

@@ -7,7 +7,15 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.nets.common import Discriminator, MinibatchStd, check_d_kwargs, dcgan_init, dropout_layers, scaled
+from gan_lab.nets.common import (
+    ConvTranspose2d,
+    Discriminator,
+    MinibatchStd,
+    check_d_kwargs,
+    dcgan_init,
+    dropout_layers,
+    scaled,
+)
 from gan_lab.nets.conditioning import DCondition, batch_norm, g_input, run_layers, z_extra
 
 
@@ -40,13 +48,13 @@ class DCGANGenerator(nn.Module):
         self.conditional, self.num_classes = conditional, num_classes
         ch = ngf * 2 ** (k - 1)
         z_in = z_dim + z_extra(conditional, num_classes)
-        layers = [nn.ConvTranspose2d(z_in, ch, base, 1, 0, bias=False), batch_norm(ch, conditional, num_classes)]
+        layers = [ConvTranspose2d(z_in, ch, base, 1, 0, bias=False), batch_norm(ch, conditional, num_classes)]
         layers.append(nn.ReLU(True))
         for _ in range(k - 1):
-            up = nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False)
+            up = ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False)
             layers += [up, batch_norm(ch // 2, conditional, num_classes), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [ConvTranspose2d(ch, c, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gan_lab.errors import ConfigError, check_range
-from gan_lab.nets.common import dcgan_init
+from gan_lab.nets.common import ConvTranspose2d, dcgan_init
 
 
 def check_power_of_two(owner: str, name: str, value: int, low: int = 8, high: int = 1024) -> int:
@@ -75,12 +75,12 @@ class UNetGenerator(nn.Module):
             ups.append(
                 nn.Sequential(
                     nn.ReLU(True),
-                    nn.ConvTranspose2d(c_in, ch[i - 1], 4, 2, 1, bias=False),
+                    ConvTranspose2d(c_in, ch[i - 1], 4, 2, 1, bias=False),
                     nn.BatchNorm2d(ch[i - 1]),
                     *([nn.Dropout(dropout)] if k < n_dropout and dropout > 0 else []),
                 )
             )
-        last = nn.ConvTranspose2d(2 * ch[0], out_channels, 4, 2, 1)
+        last = ConvTranspose2d(2 * ch[0], out_channels, 4, 2, 1)
         ups.append(nn.Sequential(nn.ReLU(True), last, nn.Tanh()))
         self.ups = nn.ModuleList(ups)
         dcgan_init(self)
