@@ -35,24 +35,33 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     while with 3 output channels the kernel is as fast; so other shapes, other devices, groups, dilation and
     output padding go to the library's kernel."""
 
-    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+    def matmul_path(self, x: torch.Tensor, output_size=None) -> str | None:
+        """"project" (1 x 1 input), "one_channel", or None (the library's kernel) for input `x`."""
         if (
-            x.device.type == "cpu"
-            and output_size is None
-            and x.dim() == 4
-            and self.groups == 1
-            and self.dilation == (1, 1)
-            and self.output_padding == (0, 0)
-            and self.padding_mode == "zeros"
+            x.device.type != "cpu"
+            or output_size is not None
+            or x.dim() != 4
+            or self.groups != 1
+            or self.dilation != (1, 1)
+            or self.output_padding != (0, 0)
+            or self.padding_mode != "zeros"
         ):
-            if x.shape[-2:] == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0):
-                y = (x.reshape(x.shape[0], -1) @ self.weight.reshape(self.in_channels, -1)).view(
-                    x.shape[0], self.out_channels, *self.kernel_size
-                )
-                return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
-            if self.out_channels == 1:
-                return self._one_channel(x)
-        return super().forward(x, output_size)
+            return None
+        if x.shape[-2:] == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0):
+            return "project"
+        return "one_channel" if self.out_channels == 1 else None
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        path = self.matmul_path(x, output_size)
+        if path is None:
+            return super().forward(x, output_size)
+        if path == "project":
+            n = x.shape[0]
+            y = x.reshape(n, -1) @ self.weight.reshape(self.in_channels, -1)
+            y = y.view(n, self.out_channels, *self.kernel_size)
+        else:
+            y = self._one_channel(x)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
     def _one_channel(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -60,8 +69,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         out = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
         # (N*H*W, C) @ (C, kh*kw): free of copies when x is channels-last, as the nets run on the CPU
         cols = x.permute(0, 2, 3, 1).reshape(n * h * w, c) @ self.weight.reshape(c, kh * kw)
-        y = F.fold(cols.view(n, h * w, kh * kw).transpose(1, 2), out, (kh, kw), stride=(sh, sw), padding=(ph, pw))
-        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        return F.fold(cols.view(n, h * w, kh * kw).transpose(1, 2), out, (kh, kw), stride=(sh, sw), padding=(ph, pw))
 
 
 def scaled(n: int, width: float) -> int:
