@@ -606,7 +606,8 @@ def write_members(task, run_dir: Path, metrics: dict) -> None:
     cbs = task.member_callbacks
     member_metrics = []
     for k, s in enumerate(task.seeds):
-        m = {"status": metrics.get("status"), "steps": metrics.get("steps"), "wall_time_s": metrics.get("wall_time_s")}
+        m = {"status": metrics.get("status"), "steps": metrics.get("steps")}
+        m.update({key: metrics.get(key) for key in ("wall_time_s", "total_wall_time_s")})  # the batched run's
         m.update({key.split("/", 1)[-1]: v for key, v in task.member_logged[k].items()})
         if cbs is not None:
             m.update(cbs.member_final(k))
@@ -620,7 +621,7 @@ def write_members(task, run_dir: Path, metrics: dict) -> None:
         member_metrics.append(m)
     done = [m for m in member_metrics if m["status"] == "completed"]
     keys = {k for m in done for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    for key in sorted(keys - {"seed", "steps", "wall_time_s"}):
+    for key in sorted(keys - {"seed", "steps", "wall_time_s", "total_wall_time_s"}):
         vals = [m[key] for m in done if isinstance(m.get(key), (int, float))]
         if len(vals) == len(done):
             metrics[key] = sum(vals) / len(vals)

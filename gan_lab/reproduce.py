@@ -174,6 +174,14 @@ def cell_check(measured: dict, paper: dict | None) -> dict:
     return {"distance": d, "within": None if math.isnan(d) or measured["n"] < MIN_N else bool(d <= WITHIN)}
 
 
+def job_wall_time(r: dict):
+    """A job's wall time over all its processes (a resumed job's earlier ones too; older metrics.json files
+    hold only the last process's). The members of a seed-parallel run share its time: member 0 carries it."""
+    if (r.get("seed_parallel") or {}).get("member", 0) != 0:
+        return 0.0
+    return r.get("total_wall_time_s", r.get("wall_time_s"))
+
+
 def summarize_model(entry: Entry, model: Model, runs: list[dict]) -> dict:
     """One model's row: runs are metrics.json-like dicts with `status` (and seed, wall_time_s, steps)."""
     done = [r for r in runs if r.get("status") == "completed"]
@@ -195,7 +203,7 @@ def summarize_model(entry: Entry, model: Model, runs: list[dict]) -> dict:
         "diverged": sum(r.get("status") == "diverged" for r in runs),
         "failed": sum(r.get("status") not in ("completed", "diverged") for r in runs),
         "steps": sorted({int(r["steps"]) for r in done if isinstance(r.get("steps"), (int, float))}),
-        "wall_time_s": round(sum(float(r.get("wall_time_s") or 0.0) for r in runs), 1),
+        "wall_time_s": round(sum(float(job_wall_time(r) or 0.0) for r in runs), 1),
         "runs": runs,
     }
 
@@ -349,7 +357,8 @@ def render_entry(summary: dict) -> str:
         f"over the completed seeds (std and 95% CI in reproduction.json); ✓ / ✗: within / not within "
         f"{WITHIN:g} combined standard errors of the paper's value (no mark: fewer than {MIN_N} seeds or no "
         "published ±). "
-        f"Wall time: sum over the model's jobs. "
+        "Wall time: sum over the model's jobs, a resumed job's earlier processes included (where its "
+        "metrics.json records them), a seed-parallel run once. "
         f"{'Tabulated from the finished jobs' if summary.get('tabulated_only') else 'Measured'} "
         f"{mach['date']} with gan_lab {mach['gan_lab']}, torch "
         f"{mach['torch']} on {mach['cpu']} ({mach['cores']} cores"
@@ -704,7 +713,7 @@ def reproduce(
                 verb = "reused" if job.action == "reuse" else "done"
                 print(
                     f"[{entry.name}] {label} seed {seed}: {verb}: {r.get('status')} ({r.get('steps', '?')} steps, "
-                    f"{r.get('wall_time_s', '?')} s) {shown}",
+                    f"{r.get('total_wall_time_s', r.get('wall_time_s', '?'))} s) {shown}",
                     flush=True,
                 )
                 results.setdefault(label, []).append({**r, "seed": seed, "dir": str(where)})

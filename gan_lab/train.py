@@ -299,11 +299,27 @@ def hydra_files() -> dict[str, str]:
     }
 
 
-def final_metrics(task, trainer, status: str, error: str | None, t0: float) -> dict:
+def earlier_wall_time(run_dir: Path, ckpt: str | None) -> float:
+    """Seconds the earlier processes of this run spent (their metrics.json's total) when `ckpt` resumes it from
+    its own directory; 0 for a new run or a checkpoint from elsewhere."""
+    if ckpt is None or not Path(ckpt).resolve().is_relative_to(run_dir.resolve()):
+        return 0.0
+    try:
+        earlier = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return 0.0
+    value = earlier.get("total_wall_time_s", earlier.get("wall_time_s")) if isinstance(earlier, dict) else None
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def final_metrics(task, trainer, status: str, error: str | None, t0: float, earlier_s: float = 0.0) -> dict:
+    """`wall_time_s`: this process; `total_wall_time_s`: with the earlier processes of a resumed run."""
+    wall = time.time() - t0
     out: dict = {
         "status": status,
         "steps": int(trainer.global_step) if trainer else 0,
-        "wall_time_s": round(time.time() - t0, 2),
+        "wall_time_s": round(wall, 2),
+        "total_wall_time_s": round(earlier_s + wall, 2),
     }
     if task is not None:
         out.update({k.split("/", 1)[-1]: v for k, v in task.last_logged.items()})
@@ -363,6 +379,7 @@ def train(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = N
     _quiet_lightning()
     ckpt = check_run_dir(cfg, run_dir, resolve_ckpt(cfg.get("ckpt_path"), run_dir))
     check_steps_left(cfg, ckpt)
+    earlier_s = earlier_wall_time(run_dir, ckpt)
     start_wandb_early(cfg)
     dm, task, trainer = build_objects(cfg, run_dir, ckpt)
     from gan_lab.callbacks.distributed import check_resume_world_size, check_single_run
@@ -398,7 +415,7 @@ def train(cfg: DictConfig, run_dir: Path, hydra_files: dict[str, str] | None = N
         status, error = "failed", "interrupted"
         raise
     finally:
-        metrics = {**final_metrics(task, trainer, status, error, t0), **extra}
+        metrics = {**final_metrics(task, trainer, status, error, t0, earlier_s), **extra}
         from gan_lab.ensemble import write_members
 
         write_members(task, run_dir, metrics)  # seeds=: <run dir>/seed<k>/metrics.json

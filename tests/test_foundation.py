@@ -101,8 +101,12 @@ def test_run_outputs_and_resume(tmp_path):
 
     with pytest.raises(ConfigError, match="already holds a finished run"):
         train_run(tmp_path, "model=gan_mlp", "data=digits", "trainer.max_steps=40")
+    m1 = json.loads((tmp_path / "metrics.json").read_text())
+    assert m1["total_wall_time_s"] == m1["wall_time_s"] > 0  # a new run: this process only
     m2 = train_run(tmp_path, "model=gan_mlp", "data=digits", "trainer.max_steps=40", "ckpt_path=last")
     assert m2["steps"] == 40
+    # resumed: wall_time_s is this process's, total_wall_time_s adds the earlier process's
+    assert m2["total_wall_time_s"] == pytest.approx(m1["total_wall_time_s"] + m2["wall_time_s"], abs=0.02)
 
 
 def test_same_seed_same_result(tmp_path):

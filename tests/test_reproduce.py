@@ -117,6 +117,11 @@ def test_summary_table_claims_from_hand_made_runs():
     assert (m["n"], m["mean"]) == (3, pytest.approx(19 / 3)) and m["se"] == pytest.approx(st.sem([6.0, 7.0, 6.0]))
     assert g["measured"]["hq_fraction"]["mean"] == pytest.approx(98.0)  # shown units: % (scale 100)
     assert (g["completed"], g["diverged"], g["failed"], g["wall_time_s"]) == (3, 1, 0, 33.0)
+    # a resumed job counts all its processes; a seed-parallel run's members count its time once
+    resumed = [{**_run(0), "total_wall_time_s": 25.0}, _run(1)]
+    members = [{**_run(k), "seed_parallel": {"members": 3, "member": k}} for k in range(3)]
+    t = rp.summarize_entry(entry, {"GAN": resumed, "PacGAN2": members}, ["GAN", "PacGAN2"], seeds=[0, 1, 2])
+    assert [row["wall_time_s"] for row in t["models"][:2]] == [35.0, 10.0]
     assert g["paper"]["modes_captured"] == {"mean": 6.3, "err": 0.5, "se": 0.5}
     d = abs(19 / 3 - 6.3) / math.sqrt(st.sem([6.0, 7.0, 6.0]) ** 2 + 0.25)
     assert g["check"]["modes_captured"] == {"distance": pytest.approx(d), "within": True}
