@@ -196,10 +196,9 @@ def test_conv_transpose_matches_the_library_layer(cin, cout, kernel, stride, pad
 
     from gan_lab.nets.common import ConvTranspose2d
 
-    extra = {"output_padding": output_padding}
     torch.manual_seed(0)
-    ours = ConvTranspose2d(cin, cout, kernel, stride, padding, bias=bias, **extra)
-    ref = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, bias=bias, **extra)
+    ours = ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding, bias=bias)
+    ref = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding, bias=bias)
     ref.load_state_dict(ours.state_dict())  # the same parameters and state dict
     x = torch.randn(5, cin, size, size)
     if channels_last:
