@@ -118,6 +118,12 @@ def read_metrics(run_dir: Path, missing: dict | None = None) -> dict:
         return {"status": "failed", "error": "no readable metrics.json"} if missing is None else missing
 
 
+def run_wall_time(metrics: dict):
+    """A run's wall time over all its processes from its metrics.json dict (files written before
+    `total_wall_time_s` existed hold only their last process's `wall_time_s`); None when it has neither."""
+    return metrics.get("total_wall_time_s", metrics.get("wall_time_s"))
+
+
 def _stage(job: Job):
     """Write the job's overrides and resolved config before it trains; returns the composed config."""
     from omegaconf import OmegaConf

@@ -175,11 +175,11 @@ def cell_check(measured: dict, paper: dict | None) -> dict:
 
 
 def job_wall_time(r: dict):
-    """A job's wall time over all its processes (a resumed job's earlier ones too; older metrics.json files
-    hold only the last process's). The members of a seed-parallel run share its time: member 0 carries it."""
+    """A job's wall time over all its processes (`gan_lab.jobs.run_wall_time`). The members of a seed-parallel
+    run share its time: member 0 carries it."""
     if (r.get("seed_parallel") or {}).get("member", 0) != 0:
         return 0.0
-    return r.get("total_wall_time_s", r.get("wall_time_s"))
+    return jobrunner.run_wall_time(r)
 
 
 def summarize_model(entry: Entry, model: Model, runs: list[dict]) -> dict:
@@ -713,7 +713,7 @@ def reproduce(
                 verb = "reused" if job.action == "reuse" else "done"
                 print(
                     f"[{entry.name}] {label} seed {seed}: {verb}: {r.get('status')} ({r.get('steps', '?')} steps, "
-                    f"{r.get('total_wall_time_s', r.get('wall_time_s', '?'))} s) {shown}",
+                    f"{jobrunner.run_wall_time(r) or '?'} s) {shown}",
                     flush=True,
                 )
                 results.setdefault(label, []).append({**r, "seed": seed, "dir": str(where)})

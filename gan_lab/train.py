@@ -304,11 +304,10 @@ def earlier_wall_time(run_dir: Path, ckpt: str | None) -> float:
     its own directory; 0 for a new run or a checkpoint from elsewhere."""
     if ckpt is None or not Path(ckpt).resolve().is_relative_to(run_dir.resolve()):
         return 0.0
-    try:
-        earlier = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return 0.0
-    value = earlier.get("total_wall_time_s", earlier.get("wall_time_s")) if isinstance(earlier, dict) else None
+    from gan_lab.jobs import read_metrics, run_wall_time
+
+    earlier = read_metrics(run_dir, missing={})
+    value = run_wall_time(earlier) if isinstance(earlier, dict) else None
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
