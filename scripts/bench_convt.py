@@ -1,29 +1,34 @@
 """Transposed convolutions on the CPU: gan_lab's layer (`gan_lab.nets.common.ConvTranspose2d`) against the
-library's `nn.ConvTranspose2d` with the same weights, per layer of a generator and for a whole DCGAN step.
+library's kernel (`nn.ConvTranspose2d.forward`) with the same weights, per layer of a generator and over
+gan_lab's own training loop.
 
-    python scripts/bench_convt.py                    # the default DCGAN's generator on digits (32 x 32, 1 channel)
-    python scripts/bench_convt.py --channels 3 --threads 2
+    python scripts/bench_convt.py                          # the default job's DCGAN on digits (1 channel)
+    python scripts/bench_convt.py --threads 2 --config default
 
 Per layer: forward, and forward + backward (input and weight gradients), CPU milliseconds per call (median of
-`--repeats` alternating rounds), channels-last as the nets run on the CPU. The step: the training step of
-`gan_lab`'s DCGAN (D on real and fake, then G with D frozen, Adam) with the generator built from either layer,
-CPU milliseconds per step, alternating in this process.
+`--repeats` alternating rounds), in channels-last order as the nets run on the CPU. The loop: `bench_train.py`'s
+gan_lab loop (`--config bare` or `default`) with the generator's transposed convolutions on gan_lab's path and
+on the library's kernel, alternating; CPU milliseconds per step (every thread) and steps/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import statistics
+import tempfile
 import time
+from pathlib import Path
+from unittest import mock
 
 import torch
-import torch.nn.functional as F
+from bench_train import BARE, CASES, compose, run_gan_lab
 from torch import nn
 
 from gan_lab.nets.common import ConvTranspose2d
-from gan_lab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
-CL = torch.channels_last
+IMAGE_CASES = [name for name in CASES if name.startswith("dcgan")]
 
 
 def cpu_ms(fn, n: int) -> float:
@@ -33,98 +38,69 @@ def cpu_ms(fn, n: int) -> float:
     return (time.process_time() - t0) / n * 1e3
 
 
-def library_copy(layer: ConvTranspose2d) -> nn.ConvTranspose2d:
-    ref = nn.ConvTranspose2d(
-        layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-        bias=layer.bias is not None,
-    )  # fmt: skip
-    ref.load_state_dict(layer.state_dict())
-    return ref.to(memory_format=CL)
+def library_kernel(on: bool):
+    """gan_lab's ConvTranspose2d running the library's kernel (`on`), or as it is."""
+    return mock.patch.object(ConvTranspose2d, "forward", nn.ConvTranspose2d.forward) if on else contextlib.nullcontext()
 
 
-def generator(channels: int, ngf: int, library: bool) -> DCGANGenerator:
-    torch.manual_seed(0)
-    g = DCGANGenerator((channels, 32, 32), z_dim=100, ngf=ngf)
-    if library:
-        for i, m in enumerate(g.net):
-            if isinstance(m, ConvTranspose2d):
-                g.net[i] = library_copy(m)
-    return g.to(memory_format=CL)
+def layer_table(overrides: list[str], repeats: int, tmp: Path) -> None:
+    from gan_lab.train import build_objects
 
-
-def step_fn(g: nn.Module, channels: int, ndf: int, batch: int):
-    torch.manual_seed(1)
-    d = DCGANDiscriminator((channels, 32, 32), ndf=ndf).to(memory_format=CL)
-    opt_g = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), 2e-4, betas=(0.5, 0.999))
-    real = torch.randn(batch, channels, 32, 32).contiguous(memory_format=CL)
-    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
-
-    def step():
-        with torch.no_grad():
-            fake = g(torch.randn(batch, 100))
-        loss_d = F.binary_cross_entropy_with_logits(d(real), ones) + F.binary_cross_entropy_with_logits(d(fake), zeros)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-        d.requires_grad_(False)
-        loss_g = F.binary_cross_entropy_with_logits(d(g(torch.randn(batch, 100))), ones)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        d.requires_grad_(True)
-        opt_g.step()
-
-    return step
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--channels", type=int, default=1, help="image channels (digits, MNIST: 1)")
-    ap.add_argument("--width", type=int, default=32, help="ngf = ndf (the default DCGAN: 32)")
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=8, help="steps per round of the whole-step comparison")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, {args.channels} channel(s)")
-
-    ours = generator(args.channels, args.width, library=False)
+    dm, task, _ = build_objects(compose([*overrides, *BARE]), tmp)
+    g = task.generator.to(memory_format=torch.channels_last)
     print("\n| layer | input | library fwd | gan_lab fwd | library fwd+bwd | gan_lab fwd+bwd | gan_lab's path |")
     print("|---|---|---|---|---|---|---|")
-    x = torch.randn(args.batch, 100, 1, 1)
-    for layer in ours.net:
+    x = torch.randn(dm.batch_size, task.z_dim, 1, 1)
+    for layer in g.net:
         if isinstance(layer, ConvTranspose2d):
-            ref = library_copy(layer)
-            xin = x.contiguous(memory_format=CL)
+            xin = x.contiguous(memory_format=torch.channels_last)
             xg = xin.clone().requires_grad_(True)
             times = {k: [] for k in ("lf", "of", "lb", "ob")}
-            for _ in range(args.repeats):
-                for key, mod in (("l", ref), ("o", layer)):
-                    times[key + "f"].append(cpu_ms(lambda m=mod, a=xin: m(a), 10))
-                    times[key + "b"].append(cpu_ms(lambda m=mod, a=xg: m(a).sum().backward(), 10))
+            for _ in range(repeats):
+                for key in ("l", "o"):
+                    with library_kernel(key == "l"):
+                        times[key + "f"].append(cpu_ms(lambda m=layer, a=xin: m(a), 10))
+                        times[key + "b"].append(cpu_ms(lambda m=layer, a=xg: m(a).sum().backward(), 10))
             med = {k: statistics.median(v) for k, v in times.items()}
-            path = layer.matmul_path(xin) or "library"
             print(
                 f"| {layer.in_channels} -> {layer.out_channels}, k{layer.kernel_size[0]} s{layer.stride[0]} | "
-                f"{tuple(xin.shape)} | {med['lf']:.2f} | {med['of']:.2f} | {med['lb']:.2f} | {med['ob']:.2f} | {path} |"
+                f"{tuple(xin.shape)} | {med['lf']:.2f} | {med['of']:.2f} | {med['lb']:.2f} | {med['ob']:.2f} | "
+                f"{layer.matmul_path(xin) or 'library'} |"
             )
         with torch.no_grad():
             x = layer(x)
 
-    steps = {
-        name: step_fn(generator(args.channels, args.width, library=lib), args.channels, args.width, args.batch)
-        for name, lib in (("library", True), ("gan_lab", False))
-    }
-    for fn in steps.values():
-        fn(), fn()
-    rounds = {name: [] for name in steps}
-    for _ in range(args.repeats):
-        for name, fn in steps.items():
-            rounds[name].append(cpu_ms(fn, args.steps))
-    lib, ours_ms = statistics.median(rounds["library"]), statistics.median(rounds["gan_lab"])
-    print(f"\nDCGAN training step, CPU ms (median of {args.repeats} x {args.steps} steps): library layers {lib:.1f}, "
-          f"gan_lab's {ours_ms:.1f}: {lib / ours_ms:.3f}x")  # fmt: skip
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", choices=IMAGE_CASES, default="dcgan", help="bench_train.py's image cases")
+    ap.add_argument("--config", choices=["bare", "default"], default="bare", help="bench_train.py's configurations")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=40, help="timed loop steps per round")
+    ap.add_argument("--warmup", type=int, default=10)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)  # as bench_train.py: the timings only
+    overrides = CASES[args.case][0]
+    print(f"torch {torch.__version__}, {args.threads} thread(s), case {args.case}: {' '.join(overrides)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        layer_table(overrides, args.repeats, Path(tmp) / "layers")
+        rounds = {"library": [], "gan_lab": []}
+        for r in range(args.repeats):
+            for name, runs in rounds.items():
+                torch.manual_seed(r)
+                with library_kernel(name == "library"):
+                    runs.append(run_gan_lab(overrides, args.warmup, args.steps, Path(tmp) / f"{name}{r}",
+                                            config=args.config))  # fmt: skip
+    (lib_rate, lib_cpu), (our_rate, our_cpu) = (
+        (statistics.median(v[0] for v in runs), statistics.median(v[1] for v in runs)) for runs in rounds.values()
+    )
+    print(
+        f"\ngan_lab's loop (--config {args.config}), medians of {args.repeats} x {args.steps} steps: library kernel "
+        f"{lib_cpu * 1e3:.1f} ms/step CPU, {lib_rate:.2f} steps/s; gan_lab's layer {our_cpu * 1e3:.1f} ms/step CPU, "
+        f"{our_rate:.2f} steps/s: {lib_cpu / our_cpu:.3f}x CPU, {our_rate / lib_rate:.3f}x wall"
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
       kernel, then col2im (`F.fold`), which is the transposed convolution's definition.
 
     Measured with one thread (2-core AMD EPYC, DCGAN on 32 x 32 digits, batch 64): z -> 128 x 4 x 4 and
-    32 -> 1 channel at 16 -> 32 pixels take 2-3x less time forward and 1.6-2x less forward and backward than
+    32 -> 1 channel at 16 -> 32 pixels take 2-4x less time forward and 1.6-2.6x less forward and backward than
     the library's kernel (`scripts/bench_convt.py`), while with 3 output channels the kernel is the faster one; so
     other shapes, other devices, groups, dilation and output padding go to the library's kernel."""
 
