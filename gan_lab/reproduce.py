@@ -5,6 +5,7 @@
     gan-lab reproduce pacgan_ring --scale full             # the paper's own schedule (GPU / SLURM sized)
     gan-lab reproduce pacgan_ring --seeds 3 --steps-scale 0.1 --out outputs/reproduce/quick
     gan-lab reproduce pacgan_ring --out <out> --no-train --docs docs/reproduction.md   # re-tabulate finished jobs
+    gan-lab reproduce unrolled_stacked --out <out> --from <other out>/unrolled_stacked/reproduction.json
     gan-lab reproduce --list
 
 Each table is a file gan_lab/conf/reproduce/<name>.yaml: the paper's values with their ± (`statistic`: se or std,
@@ -17,7 +18,14 @@ Each table writes <out>/<name>/reproduction.md, .json and .png (paper vs measure
 mean ± standard error over the completed seeds (std and 95% CI in the JSON); each cell says whether it lies
 within 2 combined standard errors of the paper's value; each claim gets a one-sided Welch test and a verdict.
 <out>/reproduction.md/.json collect every table of <out>; `--docs FILE` writes the tables into FILE between
-the `<!-- reproduction:begin -->` and `<!-- reproduction:end -->` markers, with the machine, date and version.
+the `<!-- reproduction:begin -->` and `<!-- reproduction:end -->` markers, with the machine, date and version,
+and keeps each table's records (every run's metrics and overrides, data paths left out) and figure next to it
+in `assets/reproduction_<name>.json` and `.png`.
+
+`--from FILE` (repeatable) adds the finished runs recorded in an earlier reproduction.json (an --out's, or the
+records kept next to the docs) to the table: the seeds run on another machine, a cluster or an earlier day are
+counted, not trained again. A recorded run must have the overrides this command plans for its model and seed
+(data paths aside); a seed that --out also holds is taken from --out.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many comb
 ALPHA = 0.05  # significance level of the claim tests
 MIN_N = 3  # fewest completed seeds for a cell to be compared with the paper (2 seeds give a meaningless s.e.)
 MARKERS = ("<!-- reproduction:begin -->", "<!-- reproduction:end -->")
+FINISHED = ("completed", "diverged")  # the statuses of a run that counts in a table
+_LOCATION = re.compile(r"(^|\.)(\w*root|\w*dir|\w*path|\w*file)$")
 
 
 @dataclass(frozen=True)
@@ -370,6 +380,21 @@ def render_entry(summary: dict) -> str:
         + (f"; the table took {summary['elapsed_s']:.0f} s." if (summary.get("elapsed_s") or 0) >= 1 else "."),
     ]
     lines += [f"- {n}" for n in notes]
+    for m in summary.get("merged") or []:
+        where = m.get("machine") or {}
+        lines.append(
+            f"- {m['runs']} of these runs from `{m['from']}` (--from): recorded {where.get('date', '?')} with "
+            f"gan_lab {where.get('gan_lab', '?')} on {where.get('cpu', '?')} ({where.get('cores', '?')} cores"
+            + (f", {where['gpu']}" if where.get("gpu") else "")
+            + ")."
+        )
+    if summary.get("records"):
+        kept = summary.get("records_path", summary["records"])
+        lines.append(
+            f"- Records of every run: [`{summary['records']}`]({summary['records']}); the same table again: "
+            f"`gan-lab reproduce {summary['entry']} --no-train --from {kept} --out <out>` "
+            "with the options and overrides of the runs (in the records)."
+        )
     if summary["claims"]:
         lines += [
             "",
@@ -461,6 +486,11 @@ def _dump(obj) -> str:
 
 def _load_summary(path: Path) -> dict:
     """A reproduction.json entry with nulls back to nan (the inverse of _dump for numbers)."""
+    return _load_summary_text(path.read_text())
+
+
+def _load_summary_text(text: str) -> dict:
+    """The text of a reproduction.json entry, loaded as `_load_summary` does."""
 
     def back(v, key=None):
         if v is None and key in ("mean", "std", "se", "ci95", "distance", "t", "df", "p", "paper_p"):
@@ -471,7 +501,7 @@ def _load_summary(path: Path) -> dict:
             return [math.nan if x is None and key in ("means",) else back(x) for x in v]
         return v
 
-    return back(json.loads(path.read_text()))
+    return back(json.loads(text))
 
 
 def write_tables(out: Path, summary: dict) -> str:
@@ -506,13 +536,116 @@ def write_docs(path: Path, summaries: list[dict]) -> None:
     block, tail = rest.split(end, 1)
     starts = [m.start() for m in _SECTION.finditer(block)] + [len(block)]
     sections = {_SECTION.match(block, a).group(1): block[a:b].strip() for a, b in zip(starts, starts[1:])}
-    sections.update({s["entry"]: render_entry(s).strip() for s in summaries})
+    assets = path.parent / "assets"
+    assets.mkdir(exist_ok=True)
+    for s in summaries:  # each table's records and figure next to the docs, so the table can be tabulated again
+        link = f"assets/reproduction_{s['entry']}.json"
+        where = path.parent / link
+        try:
+            shown = where.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:  # the docs lie outside the working directory
+            shown = link
+        kept = _load_summary_text(_dump({**_records(s), "records": link, "records_path": shown}))
+        where.write_text(_dump(kept))
+        plot_entry(kept, assets / f"reproduction_{s['entry']}.png")
+        sections[s["entry"]] = render_entry(kept).strip()
     body = "\n\n".join(sections[name] for name in sorted(sections))
     path.write_text(f"{head}{begin}\n\n{body}\n\n{end}{tail}")
 
 
+def portable(overrides: list[str]) -> list[str]:
+    """Overrides without where things lie on one machine: the value of a location key (`data.root`, `*_dir`,
+    `*path`, `*file`) or an absolute path becomes `<key>`. Runs are compared, and records kept, in this form."""
+    out = []
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        bare = jobrunner.override_key(o)
+        if eq and (_LOCATION.search(bare) or value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value)):
+            o = f"{key}=<{bare}>"
+        out.append(o)
+    return out
+
+
+def _records(summary: dict) -> dict:
+    """A summary as kept next to the docs: location-free overrides, run directories relative to --out."""
+    kept = json.loads(_dump(summary))
+    kept["overrides"] = portable(kept.get("overrides") or [])
+    for row in kept["models"]:
+        for r in row["runs"]:
+            if "overrides" in r:
+                r["overrides"] = portable(r["overrides"])
+            if isinstance(r.get("dir"), str) and Path(r["dir"]).is_absolute():
+                r.pop("dir")
+    return kept
+
+
+def load_sources(paths, names: list[str]) -> dict[str, list[tuple[str, dict, dict]]]:
+    """--from: {table: [(source, its machine, run record)]} of the finished runs recorded in each file (a
+    table's reproduction.json, or a list of them as <out>/reproduction.json writes). One clear line when a file
+    cannot be read or holds none of the tables named."""
+    found: dict[str, list[tuple[str, dict, dict]]] = {n: [] for n in names}
+    for path in paths or []:
+        path = Path(path)
+        shown = str(path) if not path.is_absolute() else path.name
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            why = "no such file" if isinstance(e, FileNotFoundError) else f"not a reproduction.json ({e})"
+            raise ConfigError(f"--from {shown}: {why}; allowed a reproduction.json written by gan-lab reproduce") from e
+        tables = data if isinstance(data, list) else [data]
+        if not all(isinstance(t, dict) and "entry" in t and "models" in t for t in tables):
+            raise ConfigError(f"--from {shown}: not a reproduction.json; allowed one written by gan-lab reproduce")
+        held = [t["entry"] for t in tables]
+        if not set(held) & set(names):
+            raise ConfigError(f"--from {shown} holds the tables {', '.join(held)}; none of {', '.join(names)}")
+        for t in tables:
+            if t["entry"] not in found:
+                continue
+            for row in t["models"]:
+                for r in row.get("runs", []):
+                    if r.get("status") in FINISHED and isinstance(r.get("seed"), int):
+                        found[t["entry"]].append((shown, t.get("machine") or {}, {**r, "label": row["label"]}))
+    return found
+
+
 # ---------------------------------------------------------------------------------------------------
 # jobs
+
+
+def _settings(overrides: list[str]) -> dict[str, str]:
+    """What a list of overrides sets, key by key (the last one wins, as in Hydra), locations left out."""
+    return {jobrunner.override_key(o): o for o in portable(overrides)}
+
+
+def _take_recorded(records, model: Model, wanted: list[int], overrides: list[str], in_out: bool) -> list:
+    """The --from runs that stand for a job (model, seeds `wanted`, `overrides`): all of its seeds, first source
+    first, or none when --out holds the job (--out's run counts) or some of a seed-parallel job's seeds are
+    missing (the job trains them all). A recorded run with other settings is one clear error."""
+    plan, mine = _settings(overrides), {}
+    for source, mach, r in records:
+        if r["label"] != model.label or r["seed"] not in wanted:
+            continue
+        got = _settings(r.get("overrides") or [])
+        if got != plan:
+            diff = sorted(k for k in plan.keys() | got.keys() if plan.get(k) != got.get(k))
+            shown = "; ".join(f"{got.get(k, k + ' unset')} (here {plan.get(k, k + ' unset')})" for k in diff[:3])
+            raise ConfigError(
+                f"--from {source}: {model.label} seed {r['seed']} was run with other settings: {shown}; allowed "
+                "records of the same table options and overrides as this command (data paths aside)"
+            )
+        mine.setdefault(r["seed"], (source, mach, r))
+    if in_out and mine:
+        print(f"{model.label} seeds {sorted(mine)}: in --out and in --from; --out's runs count", flush=True)
+    return [mine[k] for k in wanted] if not in_out and len(mine) == len(wanted) else []
+
+
+def _merged_info(taken) -> list[dict]:
+    """Per --from file: how many of its runs a table counts, and where and when they were measured."""
+    out: dict[str, dict] = {}
+    for source, mach, r in taken:  # a run's own record of its machine, else its file's
+        info = out.setdefault(source, {"from": source, "runs": 0, "machine": r.get("machine") or mach})
+        info["runs"] += 1
+    return list(out.values())
 
 
 def job_overrides(model: Model, seed: int, steps_scale: float, scale: list[str], user: list[str]) -> list[str]:
@@ -578,9 +711,11 @@ def reproduce(
     train: bool = True,
     docs: Path | str | None = None,
     seed_parallel: bool | None = None,
+    sources: list[Path | str] | None = None,
 ) -> list[dict]:
     """Run the tables (a name, a list of names, or 'all'), write them; returns their summaries. Every job is
-    planned and its config validated before anything trains."""
+    planned and its config validated before anything trains. `sources` (--from): reproduction.json files whose
+    finished runs count in the tables; their seeds are not trained again."""
     from gan_lab.config import validate
 
     names = [names] if isinstance(names, str) else list(names)
@@ -611,10 +746,12 @@ def reproduce(
     out = Path(out)
     if sr_ckpt is not None and not Path(sr_ckpt).is_file():
         raise ConfigError(f"--sr-ckpt={sr_ckpt!r} does not exist; give an SR run's checkpoints/last.ckpt")
+    recorded = load_sources(sources, [e.name for e in entries])
 
     plans: dict[str, list] = {}
     skipped: dict[str, str] = {}
     chosen: dict[str, list[Model]] = {}
+    merged: dict[str, list[tuple[str, dict, dict]]] = {}  # table -> the --from runs it counts
     for entry in entries:
         if scale is not None and scale not in entry.scales:
             raise ConfigError(
@@ -638,6 +775,7 @@ def reproduce(
         n_seeds = seeds or entry.seeds
         batched = entry.seed_parallel if seed_parallel is None else seed_parallel
         batched = batched and entry.evaluate is None
+        merged[entry.name] = []
         for seed in range(1 if batched else n_seeds):
             for model in chosen[entry.name]:
                 if model.experiment is None or (entry.evaluate == "sr_benchmark" and sr_ckpt):
@@ -658,8 +796,13 @@ def reproduce(
 
                     check_seeds(cfg)
                 run_dir = out / entry.name / model.slug / ("" if batched else f"seed{seed}")
+                wanted = list(range(n_seeds)) if batched else [seed]
+                taken = _take_recorded(recorded[entry.name], model, wanted, ov, run_dir.exists())
+                merged[entry.name] += taken
+                if len(taken) == len(wanted):  # every seed of this job was run elsewhere: not trained again
+                    continue
                 action = jobrunner.plan_job(run_dir, ov, int(cfg.trainer.max_steps), strict=train)
-                tag = (model.label, list(range(n_seeds)) if batched else seed)
+                tag = (model.label, wanted if batched else seed)
                 todo.append((model, seed, jobrunner.Job(run_dir, ov, action, tag)))
         plans[entry.name] = todo
 
@@ -681,6 +824,11 @@ def reproduce(
             summaries.append(summary)
             continue
         t0, results = time.time(), {}
+        here = {k: v for k, v in machine().items() if k in ("cpu", "cores", "gpu", "torch", "gan_lab")}
+        for source, _, r in merged[entry.name]:
+            results.setdefault(r["label"], []).append({k: v for k, v in r.items() if k != "label"})
+            print(f"[{entry.name}] {r['label']} seed {r['seed']}: from {source}: {r.get('status')}", flush=True)
+        info["merged"] = _merged_info(merged[entry.name])
         for model, _seed, job in plans[entry.name]:
             if job is None:  # bicubic, or a given SR checkpoint: evaluated once
                 t1 = time.time()
@@ -700,7 +848,7 @@ def reproduce(
         info["jobs"] = parallel if train else None
         info["tabulated_only"] = not train
 
-        def done(job, r, entry=entry, results=results):
+        def done(job, r, entry=entry, results=results, here=here):
             label, seed = job.tag
             if entry.evaluate == "sr_benchmark":
                 r = _sr_after_training(job.run_dir, r, sr_root)
@@ -716,7 +864,15 @@ def reproduce(
                     f"{jobrunner.run_wall_time(r) or '?'} s) {shown}",
                     flush=True,
                 )
-                results.setdefault(label, []).append({**r, "seed": seed, "dir": str(where)})
+                try:  # when the run ended: its metrics.json's time
+                    ended = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime((where / "metrics.json").stat().st_mtime))
+                except OSError:
+                    ended = None
+                record = {**r, "seed": seed, "overrides": list(job.overrides), "ended": ended}
+                record["dir"] = (where.relative_to(out) if where.is_relative_to(out) else where).as_posix()
+                if job.action != "reuse":  # trained by this command: on this machine
+                    record["machine"] = {**here, "date": ended}
+                results.setdefault(label, []).append(record)
 
         for job in todo:
             if job.action != "reuse":
@@ -766,6 +922,14 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, help="parallel jobs (default: one per core); 1 trains in this process")
     parser.add_argument("--threads", type=int, help="torch CPU threads per job (default: cores / jobs)")
     parser.add_argument("--no-train", action="store_true", help="only tabulate the finished jobs of --out")
+    parser.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        metavar="FILE",
+        help="count the finished runs recorded in this reproduction.json too (repeatable): seeds run elsewhere "
+        "are not trained again",
+    )
     parser.add_argument("--docs", help="also write the tables into this Markdown file, between the markers")
     parser.add_argument("--sr-ckpt", help="sr_set5: evaluate this SR checkpoint instead of training srresnet_x4")
     parser.add_argument("--sr-root", help="sr_set5: the folder holding CSet5/ and CSet14/ (required for it)")
@@ -798,6 +962,7 @@ def _reproduce(args) -> int:
         not args.no_train,
         args.docs,
         args.seed_parallel,
+        args.sources,
     )
     return 0
 

@@ -186,7 +186,9 @@ def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeyp
         assert run["status"] == "completed" and run["steps"] == 10  # 2000 x 0.005
         row = next(r for r in summary["models"] if r["label"] == label)
         assert row["measured"]["modes_captured"]["values"] == [run["modes_captured"]]
-        assert row["runs"][0]["dir"] == str(out / "pacgan_ring" / slug / "seed0")
+        assert row["runs"][0]["dir"] == f"pacgan_ring/{slug}/seed0"  # relative to --out: no machine's paths
+        recorded = row["runs"][0]["overrides"]  # the job's overrides, to check runs merged with --from
+        assert recorded[0] == "experiment=" + row["experiment"] and "seed=0" in recorded
     assert (out / "pacgan_ring" / "reproduction.png").stat().st_size > 0
     table = (out / "pacgan_ring" / "reproduction.md").read_text()
     assert "6.3 ± 0.5" in table and "7.9 ± 0.1" in table and "`pacgan_ring_pac2`" in table
@@ -299,6 +301,56 @@ def test_plan_job(metrics, ckpt, expected, tmp_path):
     if metrics is not None:
         with pytest.raises(ConfigError, match="other overrides"):
             plan_job(run, ["experiment=pacgan_ring_gan", "seed=1"], 100)
+
+
+def test_portable_overrides_leave_out_where_things_lie():
+    ov = ["experiment=x", "data.root=/data/mnist", "ckpt_path=runs/a/last.ckpt", "hydra.run.dir=out/b", "seed=3",
+          "data.split=t10k", "+model.init_from=C:\\w\\g.ckpt", "trainer.max_steps=10"]  # fmt: skip
+    assert rp.portable(ov) == [
+        "experiment=x", "data.root=<data.root>", "ckpt_path=<ckpt_path>", "hydra.run.dir=<hydra.run.dir>", "seed=3",
+        "data.split=t10k", "+model.init_from=<model.init_from>", "trainer.max_steps=10",
+    ]  # fmt: skip
+
+
+def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
+    """Seeds 0-1 run on "another machine" (out a), kept next to the docs; seeds 0-2 here (out b) with --from those
+    records: only seed 2 trains, the table counts 3 seeds; other settings are refused before anything is written."""
+    args = dict(steps_scale=0.004, overrides=["metrics.n_samples=200"], jobs=1, threads=1, models=["GAN"])
+    (first,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", **args)
+    doc = tmp_path / "docs" / "reproduction.md"
+    doc.parent.mkdir()
+    doc.write_text(f"intro\n{rp.MARKERS[0]}\n{rp.MARKERS[1]}\n")
+    rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, docs=doc, **args)
+    kept = doc.parent / "assets" / "reproduction_pacgan_grid.json"
+    assert (doc.parent / "assets" / "reproduction_pacgan_grid.png").stat().st_size > 0
+    assert str(tmp_path) not in kept.read_text()  # no machine's paths in what is kept with the docs
+    assert "Records of every run: [`assets/reproduction_pacgan_grid.json`]" in doc.read_text()
+
+    import gan_lab.train
+
+    calls, train = [], gan_lab.train.train
+    monkeypatch.setattr(gan_lab.train, "train", lambda cfg, d: calls.append(d) or train(cfg, d))
+    capsys.readouterr()
+    (s,) = rp.reproduce("pacgan_grid", seeds=3, out=tmp_path / "b", sources=[kept], **args)
+    assert calls == [tmp_path / "b" / "pacgan_grid" / "gan" / "seed2"]
+    gan, before = s["models"][0], first["models"][0]["measured"]["modes_captured"]["values"]
+    assert gan["completed"] == 3 and gan["measured"]["modes_captured"]["values"][:2] == before
+    assert (s["merged"][0]["from"], s["merged"][0]["runs"]) == (kept.name, 2)  # an absolute path: its name only
+    assert "2 of these runs from" in rp.render_entry(s) and "from " in capsys.readouterr().out
+
+    # the same seeds in --out and --from: --out's count, once
+    (again,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", sources=[kept], train=False, **args)
+    assert again["models"][0]["completed"] == 2 and len(calls) == 1 and not again["merged"]
+    assert "--out's runs count" in capsys.readouterr().out
+
+    with pytest.raises(ConfigError, match=r"GAN seed 0 was run with other settings: trainer.max_steps=8 \(here"):
+        rp.reproduce("pacgan_grid", seeds=3, out=tmp_path / "c", sources=[kept], **{**args, "steps_scale": 0.005})
+    assert not (tmp_path / "c").exists() and len(calls) == 1
+    with pytest.raises(ConfigError, match="--from .*nothing.json: no such file"):
+        rp.reproduce("pacgan_grid", out=tmp_path / "c", sources=[tmp_path / "nothing.json"], **args)
+    with pytest.raises(ConfigError, match="holds the tables pacgan_grid; none of pacgan_ring"):
+        rp.reproduce("pacgan_ring", out=tmp_path / "c", sources=[kept], **args)
+    assert not (tmp_path / "c").exists()
 
 
 def test_sr_entry_needs_its_benchmark_folders(tmp_path):
