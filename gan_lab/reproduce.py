@@ -639,6 +639,15 @@ def _take_recorded(records, model: Model, wanted: list[int], overrides: list[str
     return [mine[k] for k in wanted] if not in_out and len(mine) == len(wanted) else []
 
 
+def _recorded_machines(path: Path) -> dict[str, dict]:
+    """{run dir: the machine it was trained on} from an earlier reproduction.json of the same --out ({} if none)."""
+    try:
+        rows = _load_summary(path)["models"]
+        return {r["dir"]: r["machine"] for row in rows for r in row["runs"] if r.get("machine") and r.get("dir")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def _merged_info(taken) -> list[dict]:
     """Per --from file: how many of its runs a table counts, and where and when they were measured."""
     out: dict[str, dict] = {}
@@ -825,6 +834,7 @@ def reproduce(
             continue
         t0, results = time.time(), {}
         here = {k: v for k, v in machine().items() if k in ("cpu", "cores", "gpu", "torch", "gan_lab")}
+        trained_on = _recorded_machines(out / entry.name / "reproduction.json")  # of the jobs reused below
         for source, _, r in merged[entry.name]:
             results.setdefault(r["label"], []).append({k: v for k, v in r.items() if k != "label"})
             print(f"[{entry.name}] {r['label']} seed {r['seed']}: from {source}: {r.get('status')}", flush=True)
@@ -848,7 +858,7 @@ def reproduce(
         info["jobs"] = parallel if train else None
         info["tabulated_only"] = not train
 
-        def done(job, r, entry=entry, results=results, here=here):
+        def done(job, r, entry=entry, results=results, here=here, trained_on=trained_on):
             label, seed = job.tag
             if entry.evaluate == "sr_benchmark":
                 r = _sr_after_training(job.run_dir, r, sr_root)
@@ -872,6 +882,8 @@ def reproduce(
                 record["dir"] = (where.relative_to(out) if where.is_relative_to(out) else where).as_posix()
                 if job.action != "reuse":  # trained by this command: on this machine
                     record["machine"] = {**here, "date": ended}
+                elif record["dir"] in trained_on:  # as recorded when it was trained
+                    record["machine"] = trained_on[record["dir"]]
                 results.setdefault(label, []).append(record)
 
         for job in todo:

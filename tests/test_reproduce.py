@@ -324,6 +324,8 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     kept = doc.parent / "assets" / "reproduction_pacgan_grid.json"
     assert (doc.parent / "assets" / "reproduction_pacgan_grid.png").stat().st_size > 0
     assert str(tmp_path) not in kept.read_text()  # no machine's paths in what is kept with the docs
+    trained = json.loads(kept.read_text())["models"][0]["runs"][0]  # re-tabulated: where it was trained stays
+    assert trained["machine"]["cores"] >= 1 and trained["machine"]["date"] == trained["ended"]
     assert "Records of every run: [`assets/reproduction_pacgan_grid.json`]" in doc.read_text()
 
     import gan_lab.train
