@@ -31,6 +31,7 @@ from gan_lab.stop_signals import StopSignals
 
 # defaults of every job (a later user override of the same key wins): no W&B run, no progress bar
 JOB_DEFAULTS = ("logger=csv", "callbacks.progress=null", "trainer.enable_progress_bar=false")
+FINISHED = ("completed", "diverged")  # a run with either status has ended and is not trained again
 
 
 @dataclass
@@ -276,7 +277,7 @@ def main(argv=None) -> int:
     from gan_lab.train import train
 
     result = train(cfg, run_dir)
-    return 0 if result.get("status") in ("completed", "diverged") else 1
+    return 0 if result.get("status") in FINISHED else 1
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many comb
 ALPHA = 0.05  # significance level of the claim tests
 MIN_N = 3  # fewest completed seeds for a cell to be compared with the paper (2 seeds give a meaningless s.e.)
 MARKERS = ("<!-- reproduction:begin -->", "<!-- reproduction:end -->")
-FINISHED = ("completed", "diverged")  # the statuses of a run that counts in a table
 _LOCATION = re.compile(r"(^|\.)(\w*root|\w*dir|\w*path|\w*file)$")
 
 
@@ -211,7 +210,7 @@ def summarize_model(entry: Entry, model: Model, runs: list[dict]) -> dict:
         "seeds": [r.get("seed") for r in runs],
         "completed": len(done),
         "diverged": sum(r.get("status") == "diverged" for r in runs),
-        "failed": sum(r.get("status") not in ("completed", "diverged") for r in runs),
+        "failed": sum(r.get("status") not in jobrunner.FINISHED for r in runs),
         "steps": sorted({int(r["steps"]) for r in done if isinstance(r.get("steps"), (int, float))}),
         "wall_time_s": round(sum(float(job_wall_time(r) or 0.0) for r in runs), 1),
         "runs": runs,
@@ -603,7 +602,7 @@ def load_sources(paths, names: list[str]) -> dict[str, list[tuple[str, dict, dic
                 continue
             for row in t["models"]:
                 for r in row.get("runs", []):
-                    if r.get("status") in FINISHED and isinstance(r.get("seed"), int):
+                    if r.get("status") in jobrunner.FINISHED and isinstance(r.get("seed"), int):
                         found[t["entry"]].append((shown, t.get("machine") or {}, {**r, "label": row["label"]}))
     return found
 
