@@ -544,8 +544,9 @@ def write_docs(path: Path, summaries: list[dict]) -> None:
             shown = where.resolve().relative_to(Path.cwd().resolve()).as_posix()
         except ValueError:  # the docs lie outside the working directory
             shown = link
-        kept = _load_summary_text(_dump({**_records(s), "records": link, "records_path": shown}))
-        where.write_text(_dump(kept))
+        text = _dump({**_records(s), "records": link, "records_path": shown})
+        where.write_text(text)
+        kept = _load_summary_text(text)  # as --from will read it back
         plot_entry(kept, assets / f"reproduction_{s['entry']}.png")
         sections[s["entry"]] = render_entry(kept).strip()
     body = "\n\n".join(sections[name] for name in sorted(sections))
