@@ -333,8 +333,9 @@ def render_entry(summary: dict) -> str:
     """Markdown section of one entry's summary (see summarize_entry)."""
     entry = load_entry(summary["entry"])
     head = ["model", "experiment", "seeds done", "steps"]
+    has_paper = any(m.paper for m in entry.models)  # a table of a paper's figures has no paper columns
     for m in entry.metrics:
-        head += [f"{m.label}: paper", f"{m.label}: measured"]
+        head += [f"{m.label}: paper", f"{m.label}: measured"] if has_paper else [m.label]
     head.append("wall time s")
     lines = [f"### `{entry.name}`: {entry.title}", "", f"Source: {entry.source}. {summary['setup']}", ""]
     if summary.get("skipped"):
@@ -353,7 +354,8 @@ def render_entry(summary: dict) -> str:
         cells = [row["label"], f"`{' '.join([exp, *row['overrides']])}`" if exp else "-", done]
         cells.append(", ".join(map(str, row["steps"])) or "-")
         for m in entry.metrics:
-            cells += [paper_cell(row["paper"][m.key], m), measured_cell(row["measured"][m.key], row["check"][m.key], m)]
+            measured = measured_cell(row["measured"][m.key], row["check"][m.key], m)
+            cells += [paper_cell(row["paper"][m.key], m), measured] if has_paper else [measured]
         cells.append(f"{row['wall_time_s']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
         if row["note"]:
@@ -362,11 +364,16 @@ def render_entry(summary: dict) -> str:
     mach = summary["machine"]
     lines += [
         "",
-        f"Paper: mean ± {stat} over {summary['paper_runs']} trials as published. Measured: mean ± standard error "
-        f"over the completed seeds (std and 95% CI in reproduction.json); ✓ / ✗: within / not within "
-        f"{WITHIN:g} combined standard errors of the paper's value (no mark: fewer than {MIN_N} seeds or no "
-        "published ±). "
-        "Wall time: sum over the model's jobs, a resumed job's earlier processes included (where its "
+        (
+            f"Paper: mean ± {stat} over {summary['paper_runs']} trials as published. Measured: mean ± standard "
+            f"error over the completed seeds (std and 95% CI in reproduction.json); ✓ / ✗: within / not within "
+            f"{WITHIN:g} combined standard errors of the paper's value (no mark: fewer than {MIN_N} seeds or no "
+            "published ±). "
+            if has_paper
+            else "The source publishes no values for this experiment: mean ± standard error over the completed "
+            "seeds (std and 95% CI in reproduction.json), and its claims tested below. "
+        )
+        + "Wall time: sum over the model's jobs, a resumed job's earlier processes included (where its "
         "metrics.json records them), a seed-parallel run once. "
         f"{'Tabulated from the finished jobs' if summary.get('tabulated_only') else 'Measured'} "
         f"{mach['date']} with gan_lab {mach['gan_lab']}, torch "
@@ -395,20 +402,18 @@ def render_entry(summary: dict) -> str:
             "with the options and overrides of the runs (in the records)."
         )
     if summary["claims"]:
-        lines += [
-            "",
-            "| claim | one-sided alternative | seeds | t | df | p | verdict | paper's own p |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+        cols = ["claim", "one-sided alternative", "seeds", "t", "df", "p", "verdict"] + ["paper's own p"] * has_paper
+        lines += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for c in summary["claims"]:
             lines.append(
                 f"| {c['claim']} | {c['alternative']} | {c['n'][0]} vs {c['n'][1]} | {_num(c['t'], 2)} | "
-                f"{_num(c['df'], 1)} | {_num(c['p'], 4)} | {c['verdict']} | {_num(c['paper_p'], 4)} |"
+                f"{_num(c['df'], 1)} | {_num(c['p'], 4)} | {c['verdict']} |"
+                + (f" {_num(c['paper_p'], 4)} |" if has_paper else "")
             )
         lines += [
             "",
-            f"Welch's t-test on the measured seeds at alpha = {ALPHA:g}; the paper's own p from its "
-            "means, ± (as standard errors) and trial counts.",
+            f"Welch's t-test on the measured seeds at alpha = {ALPHA:g}"
+            + ("; the paper's own p from its means, ± (as standard errors) and trial counts." if has_paper else "."),
         ]
     return "\n".join(lines + [""])
 
@@ -447,14 +452,15 @@ def plot_entry(summary: dict, path: Path) -> Path | None:
                     fmt="o",
                     color="C0",
                     capsize=3,
-                    label="measured" if not ax.get_legend_handles_labels()[1][1:] else None,
+                    label="measured" if "measured" not in ax.get_legend_handles_labels()[1] else None,
                 )
         ns = [row["measured"][m.key]["n"] for row in rows]  # seeds per row: rows may have different counts
         ax.set_yticks(range(len(rows)), [r["label"] + (f" (n={n})" if n else "") for r, n in zip(rows, ns)], fontsize=8)
         ax.set_xlabel(f"{m.label}, mean ± s.e.", fontsize=8)
         ax.invert_yaxis()
     axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{entry.name}: paper vs measured", fontsize=9)
+    has_paper = any(m.paper for m in entry.models)
+    fig.suptitle(f"{entry.name}: {'paper vs measured' if has_paper else 'measured'}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

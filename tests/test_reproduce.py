@@ -147,6 +147,27 @@ def test_summary_table_claims_from_hand_made_runs():
     assert "mean ± standard error over 10 trials" in text and "gan_lab 0.1.0" in text
 
 
+def test_a_table_of_figures_has_no_paper_columns(tmp_path):
+    """A paper that shows an experiment as figures only (Unrolled GAN's ring): the measured seeds and the claims,
+    without empty paper columns, paper p-values or a "paper vs" figure."""
+    entry = rp.load_entry("unrolled_ring")
+    assert not any(m.paper for m in entry.models) and len(entry.claims) == 3
+    runs = {
+        "GAN": [_run(s, modes_captured=m, hq_fraction=0.1, reverse_kl=2.0) for s, m in enumerate([1.0, 1.0, 2.0])],
+        "unrolled 5": [_run(s, modes_captured=8.0, hq_fraction=0.8, reverse_kl=0.02) for s in range(3)],
+    }
+    s = rp.summarize_entry(entry, runs, ["GAN", "unrolled 5"], seeds=[0, 1, 2])
+    text = rp.render_entry(s)
+    assert "| model | experiment | seeds done | steps | modes (of 8) | high-quality samples % | reverse KL |" in text
+    assert ": paper" not in text and "paper's own p" not in text and "trials as published" not in text
+    assert "| GAN | `unrolled_ring` | 3/3 | 100 | 1.3 ± 0.3 | 10.0 ± 0.0 | 2.00 ± 0.00 | 30 |" in text
+    assert "| unrolled 5, first order |" in text and "not run" in text
+    modes = next(c for c in s["claims"] if c["better"] == "unrolled 5" and c["metric"] == "modes_captured")
+    assert modes["verdict"].startswith("supported")
+    assert "The source publishes no values for this experiment" in text
+    assert rp.plot_entry(s, tmp_path / "r.png").is_file()
+
+
 def test_docs_are_written_between_the_markers(tmp_path):
     entry = rp.load_entry("pacgan_ring")
     s = rp.summarize_entry(entry, {"GAN": [_run(0, modes_captured=6.0, hq_fraction=0.9, reverse_kl=0.4)]}, seeds=[0])
@@ -381,7 +402,8 @@ def test_sr_entry_with_a_checkpoint(tmp_path):
     [
         (
             ["nope"],
-            "'nope' is not a table; allowed pacgan_grid, pacgan_ring, sr_set5, stacked_digits, unrolled_stacked",
+            "'nope' is not a table; allowed pacgan_grid, pacgan_ring, sr_set5, stacked_digits, unrolled_ring, "
+            "unrolled_stacked",
         ),
         ([], "name a table"),
         (["pacgan_ring", "--seeds", "0"], "--seeds=0 is out of range; allowed [1, 1000]"),
@@ -443,6 +465,7 @@ def test_every_experiment_preset_runs_fast_dev_run(name, tmp_path):
     elif data.get("root") not in (None, "skimage") and not (CONF.parent / str(data.root)).exists():
         pytest.skip(f"experiment={name} reads data.root={data.root}, which is absent here")
     # one batch is trained: make only a few hundred examples (SR crops, stacked digits, 2-D points)
-    smaller = [f"data.{k}={v}" for k, v in (("n_patches", 32), ("n_samples", 512)) if k in data]
+    n = max(512, 2 * int(data.get("batch_size") or 0))  # a training split holding at least one batch
+    smaller = [f"data.{k}={v}" for k, v in (("n_patches", 32), ("n_samples", n)) if k in data]
     m = train_run(tmp_path, f"experiment={name}", "+trainer.fast_dev_run=true", *smaller, *extra)
     assert m["status"] == "completed" and "g_loss" in m
