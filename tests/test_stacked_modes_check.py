@@ -1,0 +1,41 @@
+"""scripts/stacked_modes_check.py: a Stacked-MNIST run's mode count as is and with the background set to -1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, SHARED_DATA, needs_shared, train_run
+
+SCRIPT = ROOT / "scripts" / "stacked_modes_check.py"
+
+
+def _script(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@needs_shared
+def test_prints_both_counts_for_a_run(tmp_path):
+    run = tmp_path / "run"
+    data = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k", "data.n_samples=512", "data.batch_size=32"]
+    train_run(run, "experiment=unrolled_stacked_d4", "trainer.max_steps=2", *data)
+    out = _script(run, "--n", 64, "--seed", 1)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (result["run"], result["step"], result["n"]) == (str(run), 2, 64)
+    assert -1.0 <= result["background"] <= 1.0
+    for name in ("as_is", "below_0_to_-1"):
+        counts = result[name]
+        assert [sum(h) for h in counts["classes_per_channel"]] == [64, 64, 64]
+        # modes are distinct (d0, d1, d2) triples: at least as many as the classes of any one channel, at most n
+        assert max(sum(1 for c in h if c) for h in counts["classes_per_channel"]) <= counts["modes"] <= 64
+        assert 0.1 <= counts["mean_top_probability"] <= 1.0 and counts["kl"] >= 0
+    again = json.loads(_script(run, "--n", 64, "--seed", 1).stdout.strip().splitlines()[-1])
+    assert again == result  # fixed noise: the same numbers again
+
+
+def test_a_directory_without_a_checkpoint_is_one_line(tmp_path):
+    out = _script(tmp_path)
+    assert out.returncode == 1 and "does not exist; give a Stacked-MNIST run directory" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
