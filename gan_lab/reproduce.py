@@ -841,6 +841,9 @@ def reproduce(
         t0, results = time.time(), {}
         here = {k: v for k, v in machine().items() if k in ("cpu", "cores", "gpu", "torch", "gan_lab")}
         trained_on = _recorded_machines(out / entry.name / "reproduction.json")  # of the jobs reused below
+        # else as a --from file recorded the same run (same directory, same end): a copy of --out's records,
+        # when a narrower tabulation of --out has left the run out of its reproduction.json since
+        same_run = {(r.get("dir"), r.get("ended")): r.get("machine") or m for _, m, r in recorded[entry.name]}
         for source, _, r in merged[entry.name]:
             results.setdefault(r["label"], []).append({k: v for k, v in r.items() if k != "label"})
             print(f"[{entry.name}] {r['label']} seed {r['seed']}: from {source}: {r.get('status')}", flush=True)
@@ -864,7 +867,7 @@ def reproduce(
         info["jobs"] = parallel if train else None
         info["tabulated_only"] = not train
 
-        def done(job, r, entry=entry, results=results, here=here, trained_on=trained_on):
+        def done(job, r, entry=entry, results=results, here=here, trained_on=trained_on, same_run=same_run):
             label, seed = job.tag
             if entry.evaluate == "sr_benchmark":
                 r = _sr_after_training(job.run_dir, r, sr_root)
@@ -890,6 +893,8 @@ def reproduce(
                     record["machine"] = {**here, "date": ended}
                 elif record["dir"] in trained_on:  # as recorded when it was trained
                     record["machine"] = trained_on[record["dir"]]
+                elif same_run.get((record["dir"], ended)):
+                    record["machine"] = same_run[(record["dir"], ended)]
                 results.setdefault(label, []).append(record)
 
         for job in todo:

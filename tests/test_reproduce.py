@@ -365,6 +365,13 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     (again,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", sources=[kept], train=False, **args)
     assert again["models"][0]["completed"] == 2 and len(calls) == 1 and not again["merged"]
     assert "--out's runs count" in capsys.readouterr().out
+    # a narrower tabulation of out a leaves GAN's runs, and the machines they were trained on, out of its JSON;
+    # the kept records (the same runs: same directory, same end) give those machines back
+    rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **{**args, "models": ["PacGAN2"]})
+    (lost,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **args)
+    assert [r.get("machine") for r in lost["models"][0]["runs"]] == [None, None]
+    (back,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", sources=[kept], train=False, **args)
+    assert [r["machine"]["date"] for r in back["models"][0]["runs"]] == [r["ended"] for r in back["models"][0]["runs"]]
 
     with pytest.raises(ConfigError, match=r"GAN seed 0 was run with other settings: trainer.max_steps=8 \(here"):
         rp.reproduce("pacgan_grid", seeds=3, out=tmp_path / "c", sources=[kept], **{**args, "steps_scale": 0.005})
