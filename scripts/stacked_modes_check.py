@@ -1,6 +1,7 @@
 """Whether a Stacked-MNIST run's mode count measures collapse or samples the classifier cannot read.
 
     python scripts/stacked_modes_check.py <run dir> [<run dir> ...] [--n 2560] [--seed 0]
+    python scripts/stacked_modes_check.py --controls <MNIST IDX dir> [--split t10k] [--n 25600]
 
 For each run (its checkpoints/last.ckpt), on `--n` samples from fixed noise: the generated background (the mean
 of each image's 3 x 3 corners; real MNIST stacks: -1), the MNIST classifier's class histogram per channel with
@@ -8,6 +9,10 @@ its mean top probability, and the modes and KL of the metric (`stacked_modes`) o
 with every pixel below 0 set to -1. That second count is a diagnosis, not the protocol: when the generator has
 not yet learned MNIST's black background, the classifier can put every channel in one class with full
 confidence, and the metric then reports 1 mode for samples that are varied digits-to-be.
+
+`--controls` gives the same counts for reference images instead of runs: real stacks of the MNIST split (the
+transform leaves them as they are) and smoothed uniform noise (blobs without digits), whose count after the
+transform is what the transform alone makes of shapes that are not digits.
 """
 
 from __future__ import annotations
@@ -34,8 +39,24 @@ def check(run_dir: Path, net, n: int = 2560, seed: int = 0) -> dict:
         x = task.generator(z)
     if x.dim() != 4 or x.shape[1] != 3:
         raise SystemExit(f"stacked_modes_check: {run_dir} makes {tuple(x.shape[1:])} samples; 3-channel stacks needed")
+    return {"run": str(run_dir), "step": step, **counts(x, net)}
+
+
+def controls(root: Path, split: str, net, n: int = 25600, seed: int = 0) -> list[dict]:
+    """The counts of real stacks of the MNIST split and of smoothed uniform noise (n images each)."""
+    from gan_lab.data.mnist import load_mnist
+    from gan_lab.data.stacked import stack_channels
+
+    x, y = load_mnist(root, split)
+    real, _ = stack_channels(x * 2 - 1, y, n, seed)
+    noise = torch.rand(n, 3, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    blobs = (torch.nn.functional.avg_pool2d(noise, 5, 1, 2) * 3).clamp(-1, 1)
+    return [{"control": "real stacks", **counts(real, net)}, {"control": "smoothed noise", **counts(blobs, net)}]
+
+
+def counts(x: torch.Tensor, net) -> dict:
     corners = torch.cat([x[..., :3, :3], x[..., :3, -3:], x[..., -3:, :3], x[..., -3:, -3:]], -1)
-    out = {"run": str(run_dir), "step": step, "n": n, "background": round(corners.mean().item(), 3)}
+    out = {"n": len(x), "background": round(corners.mean().item(), 3)}
     for name, images in (("as_is", x), ("below_0_to_-1", torch.where(x < 0, torch.full_like(x, -1.0), x))):
         logits = torch.stack([net.logits(images[:, c : c + 1]) for c in range(3)], 1)
         modes, kl = stacked_modes(logits)
@@ -50,12 +71,18 @@ def check(run_dir: Path, net, n: int = 2560, seed: int = 0) -> dict:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--n", type=int, default=2560, help="samples per run")
+    parser.add_argument("runs", nargs="*", type=Path)
+    parser.add_argument("--n", type=int, default=2560, help="samples per run (or per control)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fixed noise")
+    parser.add_argument("--controls", type=Path, help="MNIST IDX folder: count real stacks and smoothed noise")
+    parser.add_argument("--split", default="t10k", help="MNIST split of the controls: train or t10k")
     args = parser.parse_args(argv)
+    if not args.runs and args.controls is None:
+        parser.error("give run directories or --controls <MNIST IDX dir>")
     torch.set_num_threads(1)
     net = load_feature_net("mnist")
+    for result in controls(args.controls, args.split, net, args.n, args.seed) if args.controls else []:
+        print(json.dumps(result))
     for run in args.runs:
         print(json.dumps(check(run, net, args.n, args.seed)))
 

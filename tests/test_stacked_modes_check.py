@@ -35,7 +35,19 @@ def test_prints_both_counts_for_a_run(tmp_path):
     assert again == result  # fixed noise: the same numbers again
 
 
+@needs_shared
+def test_controls_real_stacks_and_noise():
+    out = _script("--controls", SHARED_DATA / "mnist", "--n", 64)
+    assert out.returncode == 0, out.stderr
+    real, noise = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    assert (real["control"], noise["control"]) == ("real stacks", "smoothed noise")
+    assert real["background"] == -1.0 and real["as_is"]["modes"] >= 55  # 64 stacks of 1000 kinds, read as digits
+    assert noise["as_is"]["modes"] <= 3 and noise["as_is"]["kl"] > 6.5  # blobs: one class, near log 1000
+
+
 def test_a_directory_without_a_checkpoint_is_one_line(tmp_path):
     out = _script(tmp_path)
     assert out.returncode == 1 and "does not exist; give a Stacked-MNIST run directory" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    nothing = _script()
+    assert nothing.returncode == 2 and "give run directories or --controls <MNIST IDX dir>" in nothing.stderr
