@@ -103,6 +103,11 @@ class Entry:
     evaluate: str | None = None  # "sr_benchmark": Set5/Set14 of the trained checkpoint
     seed_parallel: bool = False  # one seeds=N run per model (members in <model>/seed<k>/) instead of N runs
 
+    @property
+    def has_paper(self) -> bool:
+        """False for a table of a paper's figures (no published values): no paper columns, p-values or marks."""
+        return any(m.paper for m in self.models)
+
 
 # ---------------------------------------------------------------------------------------------------
 # the tables (conf/reproduce/*.yaml)
@@ -333,7 +338,7 @@ def render_entry(summary: dict) -> str:
     """Markdown section of one entry's summary (see summarize_entry)."""
     entry = load_entry(summary["entry"])
     head = ["model", "experiment", "seeds done", "steps"]
-    has_paper = any(m.paper for m in entry.models)  # a table of a paper's figures has no paper columns
+    has_paper = entry.has_paper
     for m in entry.metrics:
         head += [f"{m.label}: paper", f"{m.label}: measured"] if has_paper else [m.label]
     head.append("wall time s")
@@ -459,8 +464,7 @@ def plot_entry(summary: dict, path: Path) -> Path | None:
         ax.set_xlabel(f"{m.label}, mean ± s.e.", fontsize=8)
         ax.invert_yaxis()
     axes[0].legend(fontsize=7, loc="best")
-    has_paper = any(m.paper for m in entry.models)
-    fig.suptitle(f"{entry.name}: {'paper vs measured' if has_paper else 'measured'}", fontsize=9)
+    fig.suptitle(f"{entry.name}: {'paper vs measured' if entry.has_paper else 'measured'}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
