@@ -52,6 +52,7 @@ ENTRY_DIR = CONF_DIR / "reproduce"
 SR_SETS = {"set5": "CSet5", "set14": "CSet14"}
 WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many combined standard errors
 ALPHA = 0.05  # significance level of the claim tests
+MACHINE_FILE = "machine.json"  # in a run's directory: the machine the reproduce command trained it on
 MIN_N = 3  # fewest completed seeds for a cell to be compared with the paper (2 seeds give a meaningless s.e.)
 MARKERS = ("<!-- reproduction:begin -->", "<!-- reproduction:end -->")
 _LOCATION = re.compile(r"(^|\.)(\w*root|\w*dir|\w*path|\w*file)$")
@@ -893,9 +894,14 @@ def reproduce(
                     ended = None
                 record = {**r, "seed": seed, "overrides": list(job.overrides), "ended": ended}
                 record["dir"] = (where.relative_to(out) if where.is_relative_to(out) else where).as_posix()
+                kept = where / MACHINE_FILE  # kept in the run's own directory: outlives any table's JSON
                 if job.action != "reuse":  # trained by this command: on this machine
                     record["machine"] = {**here, "date": ended}
-                elif record["dir"] in trained_on:  # as recorded when it was trained
+                    if where.is_dir():
+                        kept.write_text(json.dumps(record["machine"], indent=1) + "\n")
+                elif kept.is_file():
+                    record["machine"] = json.loads(kept.read_text())
+                elif record["dir"] in trained_on:  # as recorded when it was trained (runs before MACHINE_FILE)
                     record["machine"] = trained_on[record["dir"]]
                 elif same_run.get((record["dir"], ended)):
                     record["machine"] = same_run[(record["dir"], ended)]

@@ -365,8 +365,17 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     (again,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", sources=[kept], train=False, **args)
     assert again["models"][0]["completed"] == 2 and len(calls) == 1 and not again["merged"]
     assert "--out's runs count" in capsys.readouterr().out
-    # a narrower tabulation of out a leaves GAN's runs, and the machines they were trained on, out of its JSON;
-    # the kept records (the same runs: same directory, same end) give those machines back
+    # a narrower tabulation of out a leaves GAN's runs out of its JSON; each run's directory keeps its machine
+    runs = sorted((tmp_path / "a" / "pacgan_grid" / "gan").glob(f"seed*/{rp.MACHINE_FILE}"))
+    assert len(runs) == 2 and json.loads(runs[0].read_text())["cores"] >= 1
+    rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **{**args, "models": ["PacGAN2"]})
+    (kept_in_dirs,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **args)
+    got = kept_in_dirs["models"][0]["runs"]
+    assert [r["machine"]["date"] for r in got] == [r["ended"] for r in got]
+    # runs trained before the machine was kept in their directories: the kept records (the same runs: same
+    # directory, same end) give those machines back
+    for path in runs:
+        path.unlink()
     rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **{**args, "models": ["PacGAN2"]})
     (lost,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **args)
     assert [r.get("machine") for r in lost["models"][0]["runs"]] == [None, None]
