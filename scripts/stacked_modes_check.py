@@ -8,7 +8,9 @@ of each image's 3 x 3 corners; real MNIST stacks: -1), the MNIST classifier's cl
 its mean top probability, and the modes and KL of the metric (`stacked_modes`) on the samples as they are and
 with every pixel below 0 set to -1. That second count is a diagnosis, not the protocol: when the generator has
 not yet learned MNIST's black background, the classifier can put every channel in one class with full
-confidence, and the metric then reports 1 mode for samples that are varied digits-to-be.
+confidence, and the metric then reports 1 mode for samples that are varied digits-to-be. The second count
+is no mode count either: the transform also raises the counts of readable samples whose background is slightly
+grey, so it bounds what the samples hold from above.
 
 `--controls` gives the same counts for reference images instead of runs: real stacks of the MNIST split (the
 transform leaves them as they are) and smoothed uniform noise (blobs without digits), whose count after the
