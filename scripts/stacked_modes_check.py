@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from gan_lab.metrics.features import load_feature_net
+from gan_lab.metrics.features import embed, load_feature_net
 from gan_lab.metrics.mode_collapse import stacked_modes
 from gan_lab.sample import load_task
 
@@ -60,7 +60,7 @@ def counts(x: torch.Tensor, net) -> dict:
     corners = torch.cat([x[..., :3, :3], x[..., :3, -3:], x[..., -3:, :3], x[..., -3:, -3:]], -1)
     out = {"n": len(x), "background": round(corners.mean().item(), 3)}
     for name, images in (("as_is", x), ("below_0_to_-1", torch.where(x < 0, torch.full_like(x, -1.0), x))):
-        logits = torch.stack([net.logits(images[:, c : c + 1]) for c in range(3)], 1)
+        logits = embed(net, images, logits=True)[1]  # N x 3 x 10: channel by channel, as the metric
         modes, kl = stacked_modes(logits)
         out[name] = {
             "modes": modes,
