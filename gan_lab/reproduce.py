@@ -903,8 +903,8 @@ def reproduce(
                     record["machine"] = json.loads(kept.read_text())
                 elif record["dir"] in trained_on:  # as recorded when it was trained (runs before MACHINE_FILE)
                     record["machine"] = trained_on[record["dir"]]
-                elif same_run.get((record["dir"], ended)):
-                    record["machine"] = same_run[(record["dir"], ended)]
+                elif same := same_run.get((record["dir"], ended)):
+                    record["machine"] = same
                 results.setdefault(label, []).append(record)
 
         for job in todo:
