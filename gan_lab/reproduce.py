@@ -318,6 +318,11 @@ def _num(x, digits: int) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def _p(p) -> str:
+    """A p-value to 4 decimals; one that would round to 0 reads "< 0.0001"."""
+    return "< 0.0001" if p is not None and 0 <= p < 5e-5 else _num(p, 4)
+
+
 def paper_cell(p: dict | None, metric: Metric) -> str:
     if not p:
         return "n/a"
@@ -413,8 +418,8 @@ def render_entry(summary: dict) -> str:
         for c in summary["claims"]:
             lines.append(
                 f"| {c['claim']} | {c['alternative']} | {c['n'][0]} vs {c['n'][1]} | {_num(c['t'], 2)} | "
-                f"{_num(c['df'], 1)} | {_num(c['p'], 4)} | {c['verdict']} |"
-                + (f" {_num(c['paper_p'], 4)} |" if has_paper else "")
+                f"{_num(c['df'], 1)} | {_p(c['p'])} | {c['verdict']} |"
+                + (f" {_p(c['paper_p'])} |" if has_paper else "")
             )
         lines += [
             "",

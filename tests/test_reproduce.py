@@ -164,6 +164,9 @@ def test_a_table_of_figures_has_no_paper_columns(tmp_path):
     assert "| unrolled 5, first order |" in text and "not run" in text
     modes = next(c for c in s["claims"] if c["better"] == "unrolled 5" and c["metric"] == "modes_captured")
     assert modes["verdict"].startswith("supported")
+    modes["p"] = 3e-7  # a p that rounds to 0 at 4 decimals reads "< 0.0001", not "0.0000"
+    claim_row = next(line for line in rp.render_entry(s).splitlines() if line.startswith(f"| {modes['claim']} |"))
+    assert "| < 0.0001 | supported" in claim_row
     assert "The source publishes no values for this experiment" in text
     assert rp.plot_entry(s, tmp_path / "r.png").is_file()
 
