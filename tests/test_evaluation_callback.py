@@ -91,8 +91,11 @@ def test_stacked_digits_metrics():
     assert protocol["n_stacked_modes"] == 1000
     assert m["stacked_modes"] > 230  # 300 draws from 1000 modes cover ~259 in expectation
     one_digit = held[:1].expand(300, -1, -1, -1).clone()
-    m1, _ = compute_metrics(one_digit, dm, **FAST)
+    m1, p1 = compute_metrics(one_digit, dm, **FAST)
     assert m1["stacked_modes"] == 1 and m1["stacked_kl"] == pytest.approx(math.log(1000), rel=1e-6)
+    assert protocol["stacked_top_digit"]["share"] < 0.3  # real stacks: ten digits in about equal shares
+    top = p1["stacked_top_digit"]  # one stack repeated: its three channels, so at least a third is one digit
+    assert top["share"] >= 1 / 3 and 0.1 < top["confidence"] <= 1.0
     assert m1["fid"] > 5 * m["fid"]
 
 

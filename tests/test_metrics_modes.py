@@ -20,6 +20,7 @@ from gan_lab.metrics.mode_collapse import (
     reverse_kl,
     stacked_labels,
     stacked_modes,
+    top_class,
 )
 
 SIGMA = 0.02
@@ -99,6 +100,17 @@ def test_stacked_modes():
     assert modes == 1000 and kl == pytest.approx(0.0, abs=1e-9)
     modes, kl = stacked_modes(_one_hot_logits(torch.tensor([[4, 4, 4]] * 50)))
     assert modes == 1 and kl == pytest.approx(math.log(1000), rel=1e-6)
+
+
+def test_top_class_share_and_confidence():
+    """The most frequent class over all channels, its share and the classifier's mean top probability on it."""
+    p4 = math.exp(5) / (math.exp(5) + 9)  # the one-hot logits of 5
+    assert top_class(_one_hot_logits(torch.tensor([[4, 4, 4]] * 50))) == (4, 1.0, pytest.approx(p4))
+    logits = torch.zeros(4, 3, 10)
+    logits[:, :, 8] = math.log(9.0)  # every channel: p(8) = 9 / 18 = 0.5
+    logits[0, 0] = 0.0  # one channel of 12 ties every class: the argmax takes class 0
+    k, share, conf = top_class(logits)
+    assert (k, share, conf) == (8, pytest.approx(11 / 12), pytest.approx(0.5))
 
 
 def _clusters(n, seed, centers):

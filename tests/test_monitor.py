@@ -82,6 +82,14 @@ def test_coverage_collapse_fraction_drop_and_diversity():
     d = Alarms(eval_patience=1)
     d.evaluation(500, {"stacked_modes": 900.0}, {"n_stacked_modes": 1000})
     assert "stacked_modes 400, down from 900" in d.evaluation(1000, {"stacked_modes": 400.0}, {})[0]["message"]
+    one = Alarms(eval_patience=1)  # most channels in one digit: the message says which, and what it may mean
+    top = {"n_stacked_modes": 1000, "stacked_top_digit": {"digit": 8, "share": 0.998, "confidence": 0.99}}
+    (alarm,) = one.evaluation(500, {"stacked_modes": 1.0}, top)
+    assert "stacked_modes 1 of 1000" in alarm["message"]
+    assert "100% of the generated channels read as the digit 8, mean confidence 0.99" in alarm["message"]
+    spread = {"n_stacked_modes": 1000, "stacked_top_digit": {"digit": 8, "share": 0.4, "confidence": 0.99}}
+    (alarm,) = Alarms(eval_patience=1).evaluation(500, {"stacked_modes": 1.0}, spread)
+    assert "read as the digit" not in alarm["message"]
     assert Alarms(eval_patience=1).evaluation(500, {"fid": 3.0}, {}) == []  # nothing to judge
 
 

@@ -18,7 +18,9 @@ condition has cleared:
                      evaluation so far, once that best covered `min_mode_fraction` of the data's modes;
                      and, for `eval_patience` evaluations in a row (an untrained generator covers little
                      too), when they are below `min_mode_fraction` of the data's modes or `diversity`
-                     (generated / real mean pairwise feature distance) is below `min_diversity`
+                     (generated / real mean pairwise feature distance) is below `min_diversity`; on stacked
+                     digits the message adds, when 90% or more of the generated channels are read as one
+                     digit, which digit and how confidently (a collapse to it, or unreadable samples)
 Tasks without a discriminator (autoencoders, adv_weight=0) have no D norms and no d_wins checks.
 """
 
@@ -36,6 +38,7 @@ log = logging.getLogger("gan_lab")
 
 DEFAULT_WINDOW = 50  # steps per window when trainer.log_every_n_steps=0 (no logging, alarms still checked)
 MODE_METRICS = {"modes_captured": "n_modes", "class_modes": "n_classes", "stacked_modes": "n_stacked_modes"}
+ONE_DIGIT_SHARE = 0.9  # a stacked-digits collapse alarm says which digit, when this share of channels reads as one
 
 
 def grad_norm(optimizer: torch.optim.Optimizer, members: int | None = None) -> torch.Tensor | None:
@@ -157,7 +160,15 @@ class Alarms:
         # an untrained generator covers little too: being low needs `eval_patience` evaluations in a row
         self._low_evals = self._low_evals + 1 if low else 0
         why = drop + (low if self._low_evals >= self.eval_patience else [])
-        alarm = self._raise("coverage_collapse", step, bool(why), "coverage collapse: " + "; ".join(why))
+        message = "coverage collapse: " + "; ".join(why)
+        top = protocol.get("stacked_top_digit")
+        if why and top and top["share"] >= ONE_DIGIT_SHARE:
+            message += (
+                f" ({top['share']:.0%} of the generated channels read as the digit {top['digit']}, mean confidence "
+                f"{top['confidence']:.2f}: a collapse to that digit, or samples the classifier cannot read, e.g. a "
+                "background that is not yet black; look at the samples or run scripts/stacked_modes_check.py)"
+            )
+        alarm = self._raise("coverage_collapse", step, bool(why), message)
         return [alarm] if alarm else []
 
 

@@ -49,6 +49,7 @@ from gan_lab.metrics.mode_collapse import (
     ndb,
     ndb_bins,
     stacked_modes,
+    top_class,
 )
 from gan_lab.metrics.pairwise import KidSpec, PrdcSpec, kid_prdc, kid_summary
 from gan_lab.metrics.registry import MetricContext, register_metric
@@ -299,6 +300,8 @@ def _class_modes(ctx: MetricContext) -> dict[str, float]:
 def _stacked_modes(ctx: MetricContext) -> dict[str, float]:
     modes, kl = stacked_modes(ctx.fake_logits)
     ctx.protocol["n_stacked_modes"] = ctx.fake_logits.shape[-1] ** ctx.samples.shape[1]
+    digit, share, confidence = top_class(ctx.fake_logits)
+    ctx.protocol["stacked_top_digit"] = {"digit": digit, "share": round(share, 4), "confidence": round(confidence, 4)}
     return {"stacked_modes": float(modes), "stacked_kl": kl}
 
 

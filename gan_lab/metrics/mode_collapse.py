@@ -103,6 +103,20 @@ def stacked_modes(per_channel_logits: torch.Tensor) -> tuple[int, float]:
     return int(torch.unique(labels).numel()), histogram_kl(labels, n_modes)
 
 
+def top_class(per_channel_logits: torch.Tensor) -> tuple[int, float, float]:
+    """(the class, its share of all classified channels, the classifier's mean top probability on them) of the
+    most frequent predicted class of N x C x K logits. A share near 1 with full confidence is what a collapse
+    to one digit looks like, and also what samples the classifier cannot read look like (it may put every
+    channel of not-yet-digits in one class): the mode count alone cannot tell the two apart."""
+    flat = per_channel_logits.reshape(-1, per_channel_logits.shape[-1]).float()
+    probs = flat.softmax(-1)
+    pred = probs.argmax(-1)
+    counts = torch.bincount(pred, minlength=flat.shape[-1])
+    k = int(counts.argmax())
+    chosen = pred == k
+    return k, float(counts[k]) / len(pred), float(probs[chosen, k].mean())
+
+
 # ---------------------------------------------------------------------------------------------------
 # feature-space metrics
 
