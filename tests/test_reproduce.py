@@ -203,11 +203,11 @@ def test_docs_are_written_between_the_markers(tmp_path):
 
 def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeypatch, capsys):
     out = tmp_path / "rep"
-    args = dict(seeds=1, steps_scale=0.005, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1)
+    args = dict(seeds=1, steps_scale=0.0025, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1)
     (summary,) = rp.reproduce("pacgan_ring", **args)
     for slug, label in (("gan", "GAN"), ("pacgan2", "PacGAN2")):
         run = json.loads((out / "pacgan_ring" / slug / "seed0" / "metrics.json").read_text())
-        assert run["status"] == "completed" and run["steps"] == 10  # 2000 x 0.005
+        assert run["status"] == "completed" and run["steps"] == 10  # 4000 x 0.0025
         row = next(r for r in summary["models"] if r["label"] == label)
         assert row["measured"]["modes_captured"]["values"] == [run["modes_captured"]]
         assert row["runs"][0]["dir"] == f"pacgan_ring/{slug}/seed0"  # relative to --out: no machine's paths
@@ -255,14 +255,14 @@ def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeyp
     assert calls == [(interrupted, "last")]
     assert json.loads((interrupted / "metrics.json").read_text())["steps"] == 10
     with pytest.raises(ConfigError, match="other overrides.*never overwritten"):  # before any training
-        rp.reproduce("pacgan_ring", **{**args, "steps_scale": 0.01})
+        rp.reproduce("pacgan_ring", **{**args, "steps_scale": 0.005})
     assert len(calls) == 1
 
 
 def test_parallel_jobs_run_as_child_processes(tmp_path):
     out = tmp_path / "par"
     (s,) = rp.reproduce(
-        "pacgan_grid", seeds=2, steps_scale=0.004, out=out, overrides=["metrics.n_samples=200"], jobs=2, models=["GAN"]
+        "pacgan_grid", seeds=2, steps_scale=0.002, out=out, overrides=["metrics.n_samples=200"], jobs=2, models=["GAN"]
     )
     gan = s["models"][0]
     assert gan["completed"] == 2 and s["jobs"] == 2 and s["trained"] == ["GAN"]
@@ -278,7 +278,7 @@ def test_parallel_jobs_run_as_child_processes(tmp_path):
             p.unlink() if p.is_file() else p.rmdir()
     first = (out / "pacgan_grid" / "gan" / "seed0" / "metrics.json").read_text()
     (again,) = rp.reproduce(
-        "pacgan_grid", seeds=2, steps_scale=0.004, out=out, overrides=["metrics.n_samples=200"], jobs=2, models=["GAN"]
+        "pacgan_grid", seeds=2, steps_scale=0.002, out=out, overrides=["metrics.n_samples=200"], jobs=2, models=["GAN"]
     )
     assert again["models"][0]["completed"] == 2 and json.loads((staged / "metrics.json").read_text())["steps"] == 8
     assert (out / "pacgan_grid" / "gan" / "seed0" / "metrics.json").read_text() == first  # reused, untouched
@@ -339,7 +339,7 @@ def test_portable_overrides_leave_out_where_things_lie():
 def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     """Seeds 0-1 run on "another machine" (out a), kept next to the docs; seeds 0-2 here (out b) with --from those
     records: only seed 2 trains, the table counts 3 seeds; other settings are refused before anything is written."""
-    args = dict(steps_scale=0.004, overrides=["metrics.n_samples=200"], jobs=1, threads=1, models=["GAN"])
+    args = dict(steps_scale=0.002, overrides=["metrics.n_samples=200"], jobs=1, threads=1, models=["GAN"])
     (first,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", **args)
     doc = tmp_path / "docs" / "reproduction.md"
     doc.parent.mkdir()
@@ -386,7 +386,7 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     assert [r["machine"]["date"] for r in back["models"][0]["runs"]] == [r["ended"] for r in back["models"][0]["runs"]]
 
     with pytest.raises(ConfigError, match=r"GAN seed 0 was run with other settings: trainer.max_steps=8 \(here"):
-        rp.reproduce("pacgan_grid", seeds=3, out=tmp_path / "c", sources=[kept], **{**args, "steps_scale": 0.005})
+        rp.reproduce("pacgan_grid", seeds=3, out=tmp_path / "c", sources=[kept], **{**args, "steps_scale": 0.0025})
     assert not (tmp_path / "c").exists() and len(calls) == 1
     with pytest.raises(ConfigError, match="--from .*nothing.json: no such file"):
         rp.reproduce("pacgan_grid", out=tmp_path / "c", sources=[tmp_path / "nothing.json"], **args)
