@@ -902,8 +902,10 @@ def reproduce(
                 kept = where / MACHINE_FILE  # kept in the run's own directory: outlives any table's JSON
                 if job.action != "reuse":  # trained by this command: on this machine
                     record["machine"] = {**here, "date": ended}
-                    if where.is_dir():
-                        kept.write_text(json.dumps(record["machine"], indent=1) + "\n")
+                    if where.is_dir():  # atomically, as train writes metrics.json: never a torn file to read
+                        from gan_lab.callbacks.checkpoint_io import atomic_write_bytes  # imports Lightning: lazily
+
+                        atomic_write_bytes(kept, (json.dumps(record["machine"], indent=1) + "\n").encode(), "machine")
                 elif kept.is_file():
                     record["machine"] = json.loads(kept.read_text())
                 elif record["dir"] in trained_on:  # as recorded when it was trained (runs before MACHINE_FILE)
