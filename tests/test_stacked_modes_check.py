@@ -32,7 +32,12 @@ def test_prints_both_counts_for_a_run(tmp_path):
         assert max(sum(1 for c in h if c) for h in counts["classes_per_channel"]) <= counts["modes"] <= 64
         assert 0.1 <= counts["mean_top_probability"] <= 1.0 and counts["kl"] >= 0
     again = json.loads(_script(run, "--n", 64, "--seed", 1).stdout.strip().splitlines()[-1])
-    assert again == result  # fixed noise: the same numbers again
+    assert again == result and result["bn"] == "eval (running statistics)"  # fixed noise: the same numbers again
+    batch = json.loads(_script(run, "--n", 64, "--seed", 1, "--batch-stats", 16).stdout.strip().splitlines()[-1])
+    assert batch["bn"] == "batch statistics, batches of 16" and batch["n"] == 64
+    assert [sum(h) for h in batch["as_is"]["classes_per_channel"]] == [64, 64, 64]
+    # after 2 steps the running statistics are far from a batch's own: the samples differ
+    assert batch["background"] != result["background"]
 
 
 @needs_shared
@@ -51,3 +56,5 @@ def test_a_directory_without_a_checkpoint_is_one_line(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
     nothing = _script()
     assert nothing.returncode == 2 and "give run directories or --controls <MNIST IDX dir>" in nothing.stderr
+    one = _script(tmp_path, "--batch-stats", 1)
+    assert one.returncode == 2 and "--batch-stats 1: a batch of at least 2 samples" in one.stderr
