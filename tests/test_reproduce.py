@@ -203,11 +203,11 @@ def test_docs_are_written_between_the_markers(tmp_path):
 
 def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeypatch, capsys):
     out = tmp_path / "rep"
-    args = dict(seeds=1, steps_scale=0.0025, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1)
+    args = dict(seeds=1, steps_scale=0.002, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1)
     (summary,) = rp.reproduce("pacgan_ring", **args)
     for slug, label in (("gan", "GAN"), ("pacgan2", "PacGAN2")):
         run = json.loads((out / "pacgan_ring" / slug / "seed0" / "metrics.json").read_text())
-        assert run["status"] == "completed" and run["steps"] == 10  # 4000 x 0.0025
+        assert run["status"] == "completed" and run["steps"] == 12  # 6000 x 0.002
         row = next(r for r in summary["models"] if r["label"] == label)
         assert row["measured"]["modes_captured"]["values"] == [run["modes_captured"]]
         assert row["runs"][0]["dir"] == f"pacgan_ring/{slug}/seed0"  # relative to --out: no machine's paths
@@ -225,7 +225,7 @@ def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeyp
     rows = compare(out / "pacgan_ring", "modes_captured")
     assert {r.group for r in rows} == {"experiment=pacgan_ring_gan", "experiment=pacgan_ring_pac2"}
 
-    # a job killed at step 4 of 10 (its last.ckpt, no metrics.json) resumes; the finished one is reused
+    # a job killed at step 4 of 12 (its last.ckpt, no metrics.json) resumes; the finished one is reused
     import shutil
 
     import yaml
@@ -253,7 +253,7 @@ def test_tiny_reproduction_end_to_end_then_reuse_resume_refuse(tmp_path, monkeyp
     assert tabulated["models"][1]["completed"] == 0
     rp.reproduce("pacgan_ring", **args)  # GAN: same overrides, reused; PacGAN2 resumes from step 4
     assert calls == [(interrupted, "last")]
-    assert json.loads((interrupted / "metrics.json").read_text())["steps"] == 10
+    assert json.loads((interrupted / "metrics.json").read_text())["steps"] == 12
     with pytest.raises(ConfigError, match="other overrides.*never overwritten"):  # before any training
         rp.reproduce("pacgan_ring", **{**args, "steps_scale": 0.005})
     assert len(calls) == 1

@@ -199,7 +199,7 @@ def test_reproduce_and_compare_take_the_members_as_seeds(tmp_path):
     from gan_lab.compare import compare
 
     out = tmp_path / "rep"
-    args = dict(steps_scale=0.0025, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1, models=["GAN"])
+    args = dict(steps_scale=0.002, out=out, overrides=["metrics.n_samples=300"], threads=1, jobs=1, models=["GAN"])
     (summary,) = rp.reproduce("pacgan_ring", seeds=3, seed_parallel=True, **args)
     gan = summary["models"][0]
     assert gan["completed"] == 3 and [r["seed"] for r in gan["runs"]] == [0, 1, 2]
@@ -211,7 +211,7 @@ def test_reproduce_and_compare_take_the_members_as_seeds(tmp_path):
     }
     for k in range(3):
         m = json.loads((job / f"seed{k}" / "metrics.json").read_text())
-        assert m["steps"] == 10 and gan["runs"][k]["modes_captured"] == m["modes_captured"]
+        assert m["steps"] == 12 and gan["runs"][k]["modes_captured"] == m["modes_captured"]
     rows = compare(out / "pacgan_ring", "modes_captured")  # the members, not the batched run, are the jobs
     assert {r.group for r in rows} == {"(base)"}
     assert next(r for r in rows if r.metric == "modes_captured").n == 3
