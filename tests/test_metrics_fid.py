@@ -124,3 +124,48 @@ def test_corrupt_cache_file_is_recomputed(tmp_path, monkeypatch):
     path.write_bytes(b"not a torch file")
     fid_mod._MEMO.clear()
     assert real_stats(net, "digits", "train", x[:100]).features.shape == (100, 128)
+
+
+def _full_disk(monkeypatch):
+    """os.write fails with ENOSPC after the first 100 bytes of any write (every write of the test)."""
+    import errno
+    import os
+
+    real, written = os.write, {"n": 0}
+
+    def write(fd, data):
+        if written["n"] >= 100:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written["n"] += 100
+        return real(fd, bytes(data)[:100])
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_a_full_cache_disk_keeps_the_statistics_in_memory_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_LAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(fid_mod, "_MEMO", type(fid_mod._MEMO)())
+    net = load_feature_net("digits")
+    (x, _), _ = heldout_data("digits")
+    _full_disk(monkeypatch)
+    s = real_stats(net, "digits", "train", x[:100])
+    monkeypatch.undo()
+    assert s.source == "computed" and s.features.shape == (100, 128)
+    assert list((tmp_path / "real_stats").iterdir()) == []  # neither a truncated cache file nor a temporary one
+
+
+def test_save_stats_on_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    from gan_lab.errors import StorageError
+    from gan_lab.metrics.fid import load_stats, save_stats
+
+    path = tmp_path / "stats.npz"
+    save_stats(path, torch.zeros(4), torch.eye(4))
+    _full_disk(monkeypatch)
+    with pytest.raises(StorageError) as e:
+        save_stats(path, torch.ones(4), 2 * torch.eye(4))
+    monkeypatch.undo()
+    assert "\n" not in str(e.value) and str(path) in str(e.value) and "no space left" in str(e.value)
+    assert "ckpt_path" not in str(e.value)  # no checkpoint advice for a statistics file
+    mu, sigma = load_stats(path)
+    assert torch.equal(mu, torch.zeros(4, dtype=mu.dtype)) and torch.equal(sigma, torch.eye(4, dtype=sigma.dtype))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.npz"]

@@ -72,15 +72,19 @@ def storage_message(e: OSError, path: Path, size: int, what: str) -> str:
             free = shutil.disk_usage(path.parent).free
         except OSError:
             free = 0
+        then = (
+            "free space or move the run directory, then resume with ckpt_path=last (the previous checkpoint is intact)"
+            if what == "checkpoint"
+            else "free space and run again (a previous file of that name is intact)"
+        )
         return (
             f"cannot write {what} {str(path)!r}: no space left on its filesystem (needs {_mb(size)}, {_mb(free)} "
-            "free); free space or move the run directory, then resume with ckpt_path=last (the previous "
-            "checkpoint is intact)"
+            f"free); {then}"
         )
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return (
             f"cannot write {what} {str(path)!r}: the directory is not writable ({os.strerror(e.errno)}); "
-            "allowed: a writable run directory (hydra.run.dir=...)"
+            "allowed: a writable directory (for a run: hydra.run.dir=...)"
         )
     return f"cannot write {what} {str(path)!r}: {os.strerror(e.errno) if e.errno else e}"
 

@@ -21,6 +21,7 @@ image size or split seed never reuses stale features.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 
 from gan_lab.checkpoints import load
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, StorageError
 from gan_lab.metrics.features import embed
 from gan_lab.metrics.pairwise import KidSpec, kid_prdc, kid_summary, torch_threads
 
@@ -174,12 +175,13 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
         f = embed(feature_net, images).float()
         mu, sigma = gaussian(f)
         data = {"features": f, "mu": mu, "sigma": sigma}
+        from gan_lab.callbacks.checkpoint_io import atomic_write_bytes  # lazily: it loads Lightning's IO
+
+        buf = io.BytesIO()
+        torch.save(data, buf)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(data, tmp)
-            os.replace(tmp, path)
-        except OSError:  # read-only cache: keep the in-process copy only
+            atomic_write_bytes(path, buf.getbuffer(), "FID real-statistics cache")
+        except (OSError, StorageError):  # read-only or full cache: keep the in-process copy only
             pass
     stats = RealStats(data["features"], data["mu"], data["sigma"], key, source)
     _MEMO[key] = stats
@@ -194,11 +196,11 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
 
 def save_stats(path: Path, mu: torch.Tensor, sigma: torch.Tensor) -> None:
     """Write `mu` (D) and `sigma` (D x D) as pytorch-fid's `.npz` (float64), through a temporary file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, mu=mu.double().numpy(), sigma=sigma.double().numpy())
-    os.replace(tmp, path)
+    from gan_lab.callbacks.checkpoint_io import atomic_write_bytes  # lazily: it loads Lightning's IO
+
+    buf = io.BytesIO()
+    np.savez(buf, mu=mu.double().numpy(), sigma=sigma.double().numpy())
+    atomic_write_bytes(path, buf.getbuffer(), "FID statistics file")
 
 
 def load_stats(path: Path, key: str = "reference_stats") -> tuple[torch.Tensor, torch.Tensor]:
