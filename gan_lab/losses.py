@@ -1,7 +1,8 @@
 """Adversarial losses on raw discriminator outputs (logits / critic values).
 
 `d(real_out, fake_out, real_target, fake_target)` and `g(fake_out)`. Targets are tensors shaped like
-the outputs (label tricks rewrite them) and only the target-based losses use them.
+the outputs (label tricks rewrite them) and only the target-based losses use them. Every D loss is a sum of a
+term on the real outputs and one on the fake outputs; `d_real(real_out, real_target)` is the first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ class AdversarialLoss:
     def d(self, real, fake, real_t, fake_t):
         raise NotImplementedError
 
+    def d_real(self, real, real_t):
+        """The real samples' part of `d` (`d` = d_real + a term of the fake outputs alone)."""
+        raise NotImplementedError
+
     def g(self, fake):
         raise NotImplementedError
 
@@ -30,6 +35,9 @@ class Minimax(AdversarialLoss):
 
     def d(self, real, fake, real_t, fake_t):
         return F.binary_cross_entropy_with_logits(real, real_t) + F.binary_cross_entropy_with_logits(fake, fake_t)
+
+    def d_real(self, real, real_t):
+        return F.binary_cross_entropy_with_logits(real, real_t)
 
     def g(self, fake):
         return -F.softplus(fake).mean()  # log(1 - sigmoid(l)) = -softplus(l)
@@ -52,6 +60,9 @@ class LeastSquares(AdversarialLoss):
     def d(self, real, fake, real_t, fake_t):
         return 0.5 * (F.mse_loss(real, real_t) + F.mse_loss(fake, fake_t))
 
+    def d_real(self, real, real_t):
+        return 0.5 * F.mse_loss(real, real_t)
+
     def g(self, fake):
         return 0.5 * ((fake - 1) ** 2).mean()
 
@@ -65,6 +76,9 @@ class Hinge(AdversarialLoss):
     def d(self, real, fake, real_t, fake_t):
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
 
+    def d_real(self, real, real_t):
+        return F.relu(1 - real).mean()
+
     def g(self, fake):
         return -fake.mean()
 
@@ -77,6 +91,9 @@ class Wasserstein(AdversarialLoss):
 
     def d(self, real, fake, real_t, fake_t):
         return fake.mean() - real.mean()
+
+    def d_real(self, real, real_t):
+        return -real.mean()
 
     def g(self, fake):
         return -fake.mean()

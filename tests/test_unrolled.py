@@ -60,10 +60,12 @@ def test_unrolled_d_equals_k_manual_optimizer_steps(opt_cls, kw, warm):
         torch.testing.assert_close(params[name], p, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("real_term", [False, True])
 @pytest.mark.parametrize("opt_cls,kw", [OPTIMIZERS[0], OPTIMIZERS[3]])
-def test_second_order_gradient_reaches_g_through_the_unrolled_steps(opt_cls, kw):
-    """d loss / d theta_G through k unrolled updates equals finite differences of the whole unrolled loss,
-    and differs from the first-order gradient (which ignores how D's updates depend on G)."""
+def test_second_order_gradient_reaches_g_through_the_unrolled_steps(opt_cls, kw, real_term):
+    """d loss / d theta_G through k unrolled updates equals finite differences of the whole unrolled loss
+    (with or without the value function's real term at D_k), and differs from the first-order gradient (which
+    ignores how D's updates depend on G)."""
     torch.manual_seed(1)
     g = nn.Linear(2, 3).double()
     d = _d().double()
@@ -77,7 +79,11 @@ def test_second_order_gradient_reaches_g_through_the_unrolled_steps(opt_cls, kw)
             d, opt, lambda p: _bce(functional_call(d, p, (real,)), functional_call(d, p, (inner,))), 3, second_order
         )
         out = functional_call(d, params, (fake,))
-        return nn.functional.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        loss = nn.functional.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        if real_term and second_order:
+            out_real = functional_call(d, params, (real,))
+            loss = loss - nn.functional.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real))
+        return loss
 
     w = g.weight
     second = torch.autograd.grad(g_loss(True), w)[0]
@@ -99,6 +105,20 @@ def test_second_order_gradient_reaches_g_through_the_unrolled_steps(opt_cls, kw)
     assert not torch.allclose(second, first, rtol=1e-3)  # the path through the unrolled updates matters
 
 
+def test_each_d_loss_is_its_real_term_plus_a_term_of_the_fakes_alone():
+    from gan_lab.losses import LOSSES
+
+    torch.manual_seed(3)
+    real_a, real_b, fake = torch.randn(16, 1), torch.randn(16, 1), torch.randn(16, 1)
+    real_t, fake_t = torch.full_like(real_a, 0.9), torch.zeros_like(fake)
+    for name, cls in LOSSES.items():
+        loss = cls()
+        rest_a = loss.d(real_a, fake, real_t, fake_t) - loss.d_real(real_a, real_t)
+        rest_b = loss.d(real_b, fake, real_t, fake_t) - loss.d_real(real_b, real_t)
+        torch.testing.assert_close(rest_a, rest_b, msg=name)  # what is left depends on the fakes only
+        assert loss.d_real(real_a, real_t) != loss.d_real(real_b, real_t), name
+
+
 def test_first_order_returns_plain_tensors_of_the_last_d():
     torch.manual_seed(2)
     d, real, fake = _d(), torch.randn(8, 3), torch.randn(8, 3, requires_grad=True)
@@ -116,10 +136,13 @@ def _task(tmp_path, *overrides):
     return build_objects(cfg, tmp_path)
 
 
-def test_the_loop_takes_gs_loss_against_the_unrolled_d(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["trick.unrolled.real_term=false"], ["trick.unrolled.second_order=false"]])
+def test_the_loop_takes_gs_loss_against_the_unrolled_d(extra, tmp_path, monkeypatch):
     """One batch with trick=[unrolled]: the loop asks the trick for D's outputs once per G update, G's logged
-    loss is the non-saturating loss of those outputs (not of the current D's), and D is left as it was."""
-    dm, task, trainer = _task(tmp_path, "trick=[unrolled]", "trick.unrolled.steps=2", "trainer.max_steps=1")
+    loss is the non-saturating loss of those outputs (not of the current D's), D is left as it was, and G's
+    total adds the value function's real term at the unrolled D, -BCE(D_k(real), 1), only with second order
+    and real_term."""
+    dm, task, trainer = _task(tmp_path, "trick=[unrolled]", "trick.unrolled.steps=2", "trainer.max_steps=1", *extra)
     seen, original = [], Unrolled.g_critic
 
     def spy(self, task, fake, real, cond, step):
@@ -128,16 +151,22 @@ def test_the_loop_takes_gs_loss_against_the_unrolled_d(tmp_path, monkeypatch):
         with torch.no_grad():
             current = task.d_outputs(fake, cond, step)[0]
         after = dict(task.discriminator.named_parameters())
-        seen.append((out[0].detach().clone(), current, all(torch.equal(before[n], after[n]) for n in before)))
+        term = None if self._real_term_loss is None else self._real_term_loss.item()
+        seen.append((out[0].detach().clone(), current, all(torch.equal(before[n], after[n]) for n in before), term))
         return out
 
     monkeypatch.setattr(Unrolled, "g_critic", spy)
     trainer.fit(task, datamodule=dm)
     assert len(seen) == 1
-    unrolled_out, current_out, d_untouched = seen[0]
+    unrolled_out, current_out, d_untouched, term = seen[0]
     assert d_untouched and not torch.allclose(unrolled_out, current_out)
     expected = nn.functional.softplus(-unrolled_out).mean().item()  # non-saturating G loss
     assert task.last_logged["train/g_loss"] == pytest.approx(expected, rel=1e-5)
+    if extra:
+        assert term is None and task.last_logged["train/g_total"] == pytest.approx(expected, rel=1e-5)
+    else:
+        assert term is not None and term < 0  # -BCE: minus a positive loss
+        assert task.last_logged["train/g_total"] == pytest.approx(expected + term, rel=1e-5)
 
 
 @pytest.mark.parametrize("second_order", [True, False])
@@ -159,6 +188,7 @@ def test_trick_trains_and_composes_with_other_tricks(second_order, tmp_path):
     [
         (["trick.unrolled.steps=0"], r"trick.unrolled: steps=0 is out of range; allowed \[1, 100\]"),
         (["trick.unrolled.second_order=maybe"], r"trick.unrolled.second_order='maybe' must be a boolean"),
+        (["trick.unrolled.real_term=2"], r"trick.unrolled.real_term=2 must be a boolean; allowed true, false"),
     ],
 )
 def test_bad_unrolled_values_fail_before_training(overrides, match, tmp_path):

@@ -7,7 +7,14 @@ batch and the G update's fakes with the same optimizer rule (Adam or SGD, with D
 and computes G's loss on that unrolled D (`torch.func.functional_call`; D itself is not changed). With
 `second_order=true` (the paper's main results) the unrolled updates are differentiated through, so G's
 gradient anticipates how D would react; `second_order=false` detaches them (cheaper: G sees only the final
-unrolled D). D's own update is unchanged. The unrolled D loss is the run's D loss with the label tricks and
+unrolled D). D's own update is unchanged.
+
+The paper's surrogate objective is the whole GAN value function at the unrolled D, f(G, D_k(G)), real term
+included: with second order the real samples' term depends on G through D_k's parameters (the released 2-D
+demo, poolio/unrolled_gan, minimises exactly that). So with `real_term=true` (the default) G's loss adds
+-(D's loss on the real batch at D_k), the real part of D's loss (`AdversarialLoss.d_real`), weighted like G's
+adversarial loss; its first-order gradient is zero, so it changes only the second-order path.
+`real_term=false` takes G's loss on the fakes alone. The unrolled D loss is the run's D loss with the label tricks and
 D-input tricks (noise, DiffAugment, packing) through the task's own D call; D penalties (R1, gradient penalty)
 and AC-GAN's class loss are not part of it. Cost per G update: `steps` extra D forward/backward passes (twice
 that with second_order, which also keeps their graphs for G's backward)."""
@@ -126,13 +133,15 @@ class _DOutputs(nn.Module):
 class Unrolled(Trick):
     name, paper = "unrolled", "Metz 2017 (Unrolled GAN)"
     resources = frozenset({"g_critic"})
-    ALLOWED = {"second_order": "true, false"}  # for `gan-lab tricks`
+    ALLOWED = {"second_order": "true, false", "real_term": "true, false"}  # for `gan-lab tricks`
 
-    def __init__(self, steps: int = 5, second_order: bool = True):
+    def __init__(self, steps: int = 5, second_order: bool = True, real_term: bool = True):
         self.steps = int(self.check("steps", steps, 1, 100))
-        if not isinstance(second_order, bool):
-            raise ConfigError(f"trick.unrolled.second_order={second_order!r} must be a boolean; allowed true, false")
-        self.second_order = second_order
+        for key, value in (("second_order", second_order), ("real_term", real_term)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"trick.unrolled.{key}={value!r} must be a boolean; allowed true, false")
+        self.second_order, self.real_term = second_order, real_term
+        self._real_term_loss = None  # set by g_critic, added to G's loss by g_loss in the same G update
 
     def g_critic(self, task, fake, real, cond, step):
         """D's outputs (logits, auxiliary or None) on `fake` for G's loss, from D unrolled `steps` updates ahead."""
@@ -154,4 +163,13 @@ class Unrolled(Trick):
             return task.adv_loss.d(out_real, out_fake, real_t, fake_t)
 
         params = unroll(d, opt, d_loss, self.steps, create_graph=self.second_order)
+        if self.second_order and self.real_term:  # the value function's real term at D_k (see the module doc)
+            out_real = outputs(params, real)[0]
+            real_t = task.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_real), step)[0]
+            self._real_term_loss = -task.adv_loss.d_real(out_real, real_t) * task.adv_weight
         return outputs(params, fake)
+
+    def g_loss(self, task, fake, real, cond, step):
+        """The real samples' term of the unrolled objective that g_critic computed for this G update, or None."""
+        loss, self._real_term_loss = self._real_term_loss, None
+        return loss
