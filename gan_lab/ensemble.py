@@ -252,7 +252,7 @@ class SeedParallelGAN(GANTask):
             if self.alive[k]:  # a diverged member keeps its last good checkpoint
                 data = io.BytesIO()
                 torch.save(self.member_checkpoint(checkpoint, k), data)
-                from gan_lab.callbacks.checkpoint_io import atomic_write_bytes
+                from gan_lab.atomic_io import atomic_write_bytes
 
                 path = member_dir(run_dir, self.seeds[k]) / "checkpoints" / "last.ckpt"
                 path.parent.mkdir(parents=True, exist_ok=True)

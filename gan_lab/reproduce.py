@@ -44,6 +44,7 @@ from pathlib import Path
 import yaml
 
 from gan_lab import jobs as jobrunner
+from gan_lab.atomic_io import atomic_write_bytes
 from gan_lab.config import CONF_DIR
 from gan_lab.errors import ConfigError, check_range
 from gan_lab.stats import STATISTICS, combined_se_distance, summary, to_se, welch_from_stats, welch_one_sided
@@ -903,8 +904,6 @@ def reproduce(
                 if job.action != "reuse":  # trained by this command: on this machine
                     record["machine"] = {**here, "date": ended}
                     if where.is_dir():  # atomically, as train writes metrics.json: never a torn file to read
-                        from gan_lab.callbacks.checkpoint_io import atomic_write_bytes  # imports Lightning: lazily
-
                         atomic_write_bytes(kept, (json.dumps(record["machine"], indent=1) + "\n").encode(), "machine")
                 elif kept.is_file():
                     record["machine"] = json.loads(kept.read_text())

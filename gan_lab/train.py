@@ -267,7 +267,7 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
     raised: the error that stopped the run is the one to report."""
     if not is_global_zero():  # DDP: every rank runs train(); rank 0 writes the run's files
         return
-    from gan_lab.callbacks.checkpoint_io import atomic_write_bytes
+    from gan_lab.atomic_io import atomic_write_bytes
     from gan_lab.errors import StorageError
 
     data = json.dumps(metrics, indent=2, sort_keys=True, default=float).encode()

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gan_lab.atomic_io import atomic_write_bytes
 from gan_lab.checkpoints import load
 from gan_lab.errors import ConfigError, StorageError
 from gan_lab.metrics.features import embed
@@ -175,13 +176,11 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
         f = embed(feature_net, images).float()
         mu, sigma = gaussian(f)
         data = {"features": f, "mu": mu, "sigma": sigma}
-        from gan_lab.callbacks.checkpoint_io import atomic_write_bytes  # lazily: it loads Lightning's IO
-
         buf = io.BytesIO()
         torch.save(data, buf)
         try:
             atomic_write_bytes(path, buf.getbuffer(), "FID real-statistics cache")
-        except (OSError, StorageError):  # read-only or full cache: keep the in-process copy only
+        except StorageError:  # read-only or full cache: keep the in-process copy only
             pass
     stats = RealStats(data["features"], data["mu"], data["sigma"], key, source)
     _MEMO[key] = stats
@@ -196,8 +195,6 @@ def real_stats(feature_net: nn.Module, datamodule_name: str, split: str, images:
 
 def save_stats(path: Path, mu: torch.Tensor, sigma: torch.Tensor) -> None:
     """Write `mu` (D) and `sigma` (D x D) as pytorch-fid's `.npz` (float64), through a temporary file."""
-    from gan_lab.callbacks.checkpoint_io import atomic_write_bytes  # lazily: it loads Lightning's IO
-
     buf = io.BytesIO()
     np.savez(buf, mu=mu.double().numpy(), sigma=sigma.double().numpy())
     atomic_write_bytes(path, buf.getbuffer(), "FID statistics file")
