@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gan_lab.atomic_io import atomic_write_bytes
 from gan_lab.errors import ConfigError
 
 KEYS = {
@@ -450,12 +451,10 @@ def evaluate(req: Request) -> dict:
     if req.save_stats is not None:
         _save_stats(req, result["protocol"])
     if req.out is not None:
-        req.out.parent.mkdir(parents=True, exist_ok=True)
         if req.out.exists() and not req.overwrite:  # appeared while evaluating: still never overwrite
             req.out = _free_path(req.out)
-        tmp = req.out.with_name(req.out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2, sort_keys=True, default=float))
-        tmp.replace(req.out)
+        data = json.dumps(result, indent=2, sort_keys=True, default=float).encode()
+        atomic_write_bytes(req.out, data, "evaluation")
     return result
 
 
