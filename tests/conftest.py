@@ -54,3 +54,26 @@ def run_cli(
 
 
 needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"shared test data not found at {SHARED_DATA}")
+
+
+def fail_writes_to(monkeypatch, name_part: str, err: int, after_bytes: int = 1000):
+    """os.write raises `err` once `after_bytes` went into a file whose name holds `name_part` (Linux /proc)."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to tell which file a write goes to")
+    real = os.write
+    written = {"n": 0}
+
+    def write(fd, data):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
+        if name_part in target:
+            if written["n"] >= after_bytes:
+                raise OSError(err, os.strerror(err))
+            n = real(fd, bytes(data[: max(1, after_bytes - written["n"])]))
+            written["n"] += n
+            return n
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write)

@@ -1,7 +1,10 @@
+import errno
+
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from conftest import fail_writes_to
 from torchmetrics.image.kid import poly_mmd
 
 from gan_lab.metrics import fid as fid_mod
@@ -126,28 +129,12 @@ def test_corrupt_cache_file_is_recomputed(tmp_path, monkeypatch):
     assert real_stats(net, "digits", "train", x[:100]).features.shape == (100, 128)
 
 
-def _full_disk(monkeypatch):
-    """os.write fails with ENOSPC after the first 100 bytes of any write (every write of the test)."""
-    import errno
-    import os
-
-    real, written = os.write, {"n": 0}
-
-    def write(fd, data):
-        if written["n"] >= 100:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        written["n"] += 100
-        return real(fd, bytes(data)[:100])
-
-    monkeypatch.setattr(os, "write", write)
-
-
 def test_a_full_cache_disk_keeps_the_statistics_in_memory_and_leaves_no_partial_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_LAB_CACHE", str(tmp_path))
     monkeypatch.setattr(fid_mod, "_MEMO", type(fid_mod._MEMO)())
     net = load_feature_net("digits")
     (x, _), _ = heldout_data("digits")
-    _full_disk(monkeypatch)
+    fail_writes_to(monkeypatch, ".tmp-", errno.ENOSPC, after_bytes=100)  # the atomic writer's temporary file
     s = real_stats(net, "digits", "train", x[:100])
     monkeypatch.undo()
     assert s.source == "computed" and s.features.shape == (100, 128)
@@ -160,7 +147,7 @@ def test_save_stats_on_a_full_disk_is_one_line_and_keeps_the_previous_file(tmp_p
 
     path = tmp_path / "stats.npz"
     save_stats(path, torch.zeros(4), torch.eye(4))
-    _full_disk(monkeypatch)
+    fail_writes_to(monkeypatch, ".tmp-", errno.ENOSPC, after_bytes=100)  # the atomic writer's temporary file
     with pytest.raises(StorageError) as e:
         save_stats(path, torch.ones(4), 2 * torch.eye(4))
     monkeypatch.undo()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST, ROOT, run_cli, train_run
+from conftest import FAST, ROOT, fail_writes_to, run_cli, train_run
 
 from gan_lab.errors import ConfigError, StorageError
 
@@ -179,29 +179,6 @@ def test_run_into_a_directory_in_use_is_refused(tmp_path):
 
 
 # ---- 4-5: atomic checkpoints, last.ckpt is the newest --------------------------------------------------
-def _fail_writes_to(monkeypatch, name_part: str, err: int, after_bytes: int = 1000):
-    """os.write raises `err` once `after_bytes` went into a file whose name holds `name_part` (Linux /proc)."""
-    if not Path("/proc/self/fd").is_dir():
-        pytest.skip("needs /proc/self/fd to tell which file a write goes to")
-    real = os.write
-    written = {"n": 0}
-
-    def write(fd, data):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            target = ""
-        if name_part in target:
-            if written["n"] >= after_bytes:
-                raise OSError(err, os.strerror(err))
-            n = real(fd, bytes(data[: max(1, after_bytes - written["n"])]))
-            written["n"] += n
-            return n
-        return real(fd, data)
-
-    monkeypatch.setattr(os, "write", write)
-
-
 def test_checkpoint_write_is_atomic_and_never_staged_in_tmp(tmp_path, monkeypatch):
     from gan_lab.callbacks.checkpoint_io import AtomicCheckpointIO
 
@@ -215,7 +192,7 @@ def test_checkpoint_write_is_atomic_and_never_staged_in_tmp(tmp_path, monkeypatc
     dest = tmp_path / "scratch" / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.ones(200_000)}, "global_step": 1}, dest)
     assert list(staging.iterdir()) == []  # nothing staged in the system's temporary directory
-    _fail_writes_to(monkeypatch, ".last.ckpt.tmp", errno.EIO)  # the process dies mid-write, in effect
+    fail_writes_to(monkeypatch, ".last.ckpt.tmp", errno.EIO)  # the process dies mid-write, in effect
     with pytest.raises(StorageError, match="cannot write checkpoint"):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(200_000)}, "global_step": 2}, dest)
     monkeypatch.undo()
@@ -334,7 +311,7 @@ def test_disk_full_gives_one_line_and_keeps_the_previous_checkpoint(tmp_path, mo
     run = tmp_path / "run"
     common = [*MLP, "callbacks.checkpoint.every_n_train_steps=10"]
     train_run(run, *common, "trainer.max_steps=10")
-    _fail_writes_to(monkeypatch, ".last.ckpt.tmp", errno.ENOSPC)
+    fail_writes_to(monkeypatch, ".last.ckpt.tmp", errno.ENOSPC)
     with pytest.raises(StorageError) as e:
         train_run(run, *common, "trainer.max_steps=30", "ckpt_path=last")
     monkeypatch.undo()
