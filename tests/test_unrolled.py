@@ -169,6 +169,48 @@ def test_the_loop_takes_gs_loss_against_the_unrolled_d(extra, tmp_path, monkeypa
         assert task.last_logged["train/g_total"] == pytest.approx(expected + term, rel=1e-5)
 
 
+def _flat_grad(loss, params):
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return torch.cat([torch.zeros_like(p).flatten() if g is None else g.flatten() for p, g in zip(params, grads)])
+
+
+@pytest.mark.parametrize("second_order", [True, False])
+def test_log_every_splits_the_gradient_g_applied(second_order, tmp_path, monkeypatch):
+    """trick.unrolled.log_every: the logged share and cosine compare the gradient G's update applied with the
+    other order's gradient on the same batch, recomputed here (second order: G's loss with the real term)."""
+    dm, task, trainer = _task(
+        tmp_path,
+        "trick=[unrolled]",
+        "trick.unrolled.steps=3",
+        "trick.unrolled.log_every=1",
+        f"trick.unrolled.second_order={str(second_order).lower()}",
+        "trainer.max_steps=1",
+    )
+    other, original = [], Unrolled.g_critic
+
+    def spy(self, task, fake, real, cond, step):
+        saved = self.second_order, self.log_every
+        self.second_order, self.log_every = not second_order, 0
+        out = original(self, task, fake, real, cond, step)
+        loss = task.adv_loss.g(out[0])
+        if self._real_term_loss is not None:
+            loss = loss + self._real_term_loss
+        self._real_term_loss = None
+        other.append(_flat_grad(loss, list(task.generator.parameters())))
+        self.second_order, self.log_every = saved
+        return original(self, task, fake, real, cond, step)
+
+    monkeypatch.setattr(Unrolled, "g_critic", spy)
+    trainer.fit(task, datamodule=dm)
+    applied = torch.cat([p.grad.flatten() for p in task.generator.parameters()])
+    g_full, g_first = (applied, other[0]) if second_order else (other[0], applied)
+    share = ((g_full - g_first).norm() / g_first.norm()).item()
+    assert 0.01 < share  # the unrolled path changes G's gradient on this batch
+    assert task.last_logged["train/unrolled_share"] == pytest.approx(share, rel=1e-4)
+    cos = nn.functional.cosine_similarity(g_full, g_first, dim=0).item()
+    assert task.last_logged["train/unrolled_cos"] == pytest.approx(cos, rel=1e-4, abs=1e-6)
+
+
 @pytest.mark.parametrize("second_order", [True, False])
 def test_trick_trains_and_composes_with_other_tricks(second_order, tmp_path):
     m = train_run(
@@ -178,6 +220,7 @@ def test_trick_trains_and_composes_with_other_tricks(second_order, tmp_path):
         "trick=[unrolled,pacgan,label_smoothing,spectral_norm,ema,instance_noise]",
         "trick.unrolled.steps=2",
         f"trick.unrolled.second_order={str(second_order).lower()}",
+        "trick.unrolled.log_every=2",
         "trainer.max_steps=3",
     )
     assert m["status"] == "completed" and m["steps"] == 3
@@ -189,6 +232,7 @@ def test_trick_trains_and_composes_with_other_tricks(second_order, tmp_path):
         (["trick.unrolled.steps=0"], r"trick.unrolled: steps=0 is out of range; allowed \[1, 100\]"),
         (["trick.unrolled.second_order=maybe"], r"trick.unrolled.second_order='maybe' must be a boolean"),
         (["trick.unrolled.real_term=2"], r"trick.unrolled.real_term=2 must be a boolean; allowed true, false"),
+        (["trick.unrolled.log_every=-1"], r"trick.unrolled.log_every=-1 must be an integer >= 0; allowed 0 \(off\)"),
     ],
 )
 def test_bad_unrolled_values_fail_before_training(overrides, match, tmp_path):

@@ -296,6 +296,8 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
             for s in self._schedulers:
                 s.step()
         logs = {"g_loss": loss_g, "g_total": total_g, **extra_logs}
+        if self.tricks.has("logs"):
+            logs.update(self.tricks.logs())
         if loss_d is not None:
             logs["d_loss"] = loss_d
             with torch.no_grad():  # D's accuracy on the last D step; read by the monitor

@@ -27,6 +27,7 @@ HOOKS = (
     "g_steps",  # (step, n) -> n: G updates this batch
     "after_g_step",  # (task, step): EMA update
     "sampling_generator",  # (G) -> module used for samples and metrics
+    "logs",  # () -> {name: scalar tensor} logged with G's loss every step (a trick's diagnostics)
 )
 
 
@@ -93,6 +94,9 @@ class Trick:
 
     def sampling_generator(self, g: nn.Module) -> nn.Module:
         return g
+
+    def logs(self) -> dict:
+        return {}
 
     # trick state travels in the checkpoint (schedules, counters, EMA weights are modules/buffers)
     def trick_state(self) -> dict:
@@ -200,6 +204,9 @@ class TrickSet(nn.Module):
         for t in self._by_hook["sampling_generator"]:
             g = t.sampling_generator(g)
         return g
+
+    def logs(self) -> dict:
+        return {k: v for t in self._by_hook["logs"] for k, v in t.logs().items()}
 
     def trick_state(self) -> dict:
         return {t.name: t.trick_state() for t in self.tricks}

@@ -17,7 +17,15 @@ adversarial loss; its first-order gradient is zero, so it changes only the secon
 `real_term=false` takes G's loss on the fakes alone. The unrolled D loss is the run's D loss with the label tricks and
 D-input tricks (noise, DiffAugment, packing) through the task's own D call; D penalties (R1, gradient penalty)
 and AC-GAN's class loss are not part of it. Cost per G update: `steps` extra D forward/backward passes (twice
-that with second_order, which also keeps their graphs for G's backward)."""
+that with second_order, which also keeps their graphs for G's backward).
+
+`log_every=N` (default 0: off) splits G's adversarial gradient every N-th G update and logs it with G's loss:
+`train/unrolled_share` = |g_full - g_first| / |g_first|, the size of the part that comes through the unrolled
+updates (and the real term) relative to the gradient against the unrolled D held fixed, and
+`train/unrolled_cos` = cos(g_full, g_first) (below 0: the unrolled path reverses G's direction). g_full is the
+second-order gradient whether or not the run trains with it. Each split is logged until the next one (set N to
+trainer.log_every_n_steps to log one per window); it costs two extra G backward passes, and with first order
+one second-order unroll."""
 
 from __future__ import annotations
 
@@ -133,15 +141,25 @@ class _DOutputs(nn.Module):
 class Unrolled(Trick):
     name, paper = "unrolled", "Metz 2017 (Unrolled GAN)"
     resources = frozenset({"g_critic"})
-    ALLOWED = {"second_order": "true, false", "real_term": "true, false"}  # for `gan-lab tricks`
+    ALLOWED = {  # for `gan-lab tricks`
+        "second_order": "true, false",
+        "real_term": "true, false",
+        "log_every": "0 (off) or an integer > 0",
+    }
 
-    def __init__(self, steps: int = 5, second_order: bool = True, real_term: bool = True):
+    def __init__(self, steps: int = 5, second_order: bool = True, real_term: bool = True, log_every: int = 0):
         self.steps = int(self.check("steps", steps, 1, 100))
         for key, value in (("second_order", second_order), ("real_term", real_term)):
             if not isinstance(value, bool):
                 raise ConfigError(f"trick.unrolled.{key}={value!r} must be a boolean; allowed true, false")
-        self.second_order, self.real_term = second_order, real_term
+        if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0:
+            raise ConfigError(
+                f"trick.unrolled.log_every={log_every!r} must be an integer >= 0; allowed 0 (off) or every how many "
+                "G updates to split G's gradient"
+            )
+        self.second_order, self.real_term, self.log_every = second_order, real_term, log_every
         self._real_term_loss = None  # set by g_critic, added to G's loss by g_loss in the same G update
+        self._split: dict[str, torch.Tensor] | None = None  # the last gradient split, logged until the next
 
     def g_critic(self, task, fake, real, cond, step):
         """D's outputs (logits, auxiliary or None) on `fake` for G's loss, from D unrolled `steps` updates ahead."""
@@ -151,25 +169,68 @@ class Unrolled(Trick):
         call = _DOutputs(task)
         # batch-norm statistics and spectral-norm vectors of D are updated on copies
         buffers = {f"task.discriminator.{n}": b.clone() for n, b in d.named_buffers()}
-        inner_fake = fake if self.second_order else fake.detach()
 
         def outputs(params, x):
             named = {f"task.discriminator.{n}": p for n, p in params.items()}
             return functional_call(call, (named, buffers), (x, cond, step))
 
-        def d_loss(params):
-            out_real, out_fake = outputs(params, real)[0], outputs(params, inner_fake)[0]
-            real_t, fake_t = task.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_fake), step)
-            return task.adv_loss.d(out_real, out_fake, real_t, fake_t)
+        def unrolled(second_order: bool) -> dict[str, torch.Tensor]:
+            inner_fake = fake if second_order else fake.detach()
 
-        params = unroll(d, opt, d_loss, self.steps, create_graph=self.second_order)
-        if self.second_order and self.real_term:  # the value function's real term at D_k (see the module doc)
+            def d_loss(params):
+                out_real, out_fake = outputs(params, real)[0], outputs(params, inner_fake)[0]
+                real_t, fake_t = task.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_fake), step)
+                return task.adv_loss.d(out_real, out_fake, real_t, fake_t)
+
+            return unroll(d, opt, d_loss, self.steps, create_graph=second_order)
+
+        def real_term(params):  # the value function's real term at D_k (see the module doc)
             out_real = outputs(params, real)[0]
             real_t = task.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_real), step)[0]
-            self._real_term_loss = -task.adv_loss.d_real(out_real, real_t) * task.adv_weight
-        return outputs(params, fake)
+            return -task.adv_loss.d_real(out_real, real_t) * task.adv_weight
+
+        params = unrolled(self.second_order)
+        if self.second_order and self.real_term:
+            self._real_term_loss = real_term(params)
+        out = outputs(params, fake)
+        if self.log_every and (self._split is None or step % self.log_every == 0):
+            # G's adversarial loss with the unrolled updates differentiated through (full) and without (first)
+            if self.second_order:
+                full = task.adv_loss.g(out[0]) * task.adv_weight
+                if self._real_term_loss is not None:
+                    full = full + self._real_term_loss
+                first = task.adv_loss.g(outputs({n: p.detach() for n, p in params.items()}, fake)[0])
+                first = first * task.adv_weight
+            else:
+                first = task.adv_loss.g(out[0]) * task.adv_weight
+                so = unrolled(True)
+                full = task.adv_loss.g(outputs(so, fake)[0]) * task.adv_weight
+                if self.real_term:
+                    full = full + real_term(so)
+            self._split = _gradient_split(full, first, [p for p in task.generator.parameters() if p.requires_grad])
+        return out
 
     def g_loss(self, task, fake, real, cond, step):
         """The real samples' term of the unrolled objective that g_critic computed for this G update, or None."""
         loss, self._real_term_loss = self._real_term_loss, None
         return loss
+
+    def logs(self) -> dict:
+        """With log_every: the last split of G's gradient (see `_gradient_split`), held between computations."""
+        return self._split or {}
+
+
+def _gradient_split(full: torch.Tensor, first: torch.Tensor, params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """How much of G's gradient comes through the unrolled updates: `unrolled_share` = |g_full - g_first| /
+    |g_first| and `unrolled_cos` = cos(g_full, g_first), where g_first is the gradient of `first` (G's loss
+    against the unrolled D taken as fixed) and g_full that of `full` (through the unrolled updates, real term
+    included). Graphs are kept: G's own backward follows."""
+
+    def flat(loss):
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return torch.cat([torch.zeros_like(p).flatten() if g is None else g.flatten() for p, g in zip(params, grads)])
+
+    g_full, g_first = flat(full), flat(first)
+    share = (g_full - g_first).norm() / g_first.norm().clamp_min(1e-12)
+    cos = torch.nn.functional.cosine_similarity(g_full, g_first, dim=0)
+    return {"unrolled_share": share.detach(), "unrolled_cos": cos.detach()}
