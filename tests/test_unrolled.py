@@ -212,6 +212,23 @@ def test_log_every_splits_the_gradient_g_applied(second_order, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("second_order", [True, False])
+def test_log_every_leaves_training_unchanged(second_order, tmp_path):
+    """The gradient split reads gradients without accumulating them: G and D after 3 steps are the same with and
+    without it."""
+    order = f"trick.unrolled.second_order={str(second_order).lower()}"
+    nets = []
+    for log_every in (0, 1):
+        dm, task, trainer = _task(
+            tmp_path / str(log_every), "trick=[unrolled]", order, f"trick.unrolled.log_every={log_every}",
+            "trainer.max_steps=3",
+        )
+        trainer.fit(task, datamodule=dm)
+        nets.append([p.detach().clone() for p in [*task.generator.parameters(), *task.discriminator.parameters()]])
+    assert "train/unrolled_share" in task.last_logged
+    assert all(torch.equal(a, b) for a, b in zip(*nets))
+
+
+@pytest.mark.parametrize("second_order", [True, False])
 def test_trick_trains_and_composes_with_other_tricks(second_order, tmp_path):
     m = train_run(
         tmp_path,
