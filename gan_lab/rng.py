@@ -1,8 +1,10 @@
-"""Random streams: save/restore every stream a run uses (bit-identical resume) and private seeded streams
-for sampling and evaluation (so evaluating never changes the training trajectory)."""
+"""Random streams: save/restore every stream a run uses (bit-identical resume), private seeded streams for
+sampling and evaluation (so evaluating never changes the training trajectory), and replays of earlier draws
+(a diagnostic pass that sees the same noise as the training pass it mirrors, and takes none from training)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -29,6 +31,17 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def replay_rng(state: dict):
+    """Run a block from `state` (an earlier `rng_state()`), then put every stream back as it was before it."""
+    saved = rng_state()
+    set_rng_state(state)
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
 
 
 class own_rng:  # noqa: N801 - used as a context manager like torch.random.fork_rng

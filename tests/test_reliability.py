@@ -371,6 +371,24 @@ def test_an_evaluation_leaves_the_training_streams_as_they_were():
     assert cb.last_metrics and torch.equal(torch.get_rng_state(), torch.manual_seed(7).get_state())
 
 
+def test_a_replay_draws_again_what_was_drawn_and_leaves_the_streams_as_they_were():
+    import random
+
+    import numpy as np
+
+    from gan_lab.rng import replay_rng, rng_state
+
+    torch.manual_seed(3), random.seed(3), np.random.seed(3)
+    start = rng_state()
+    first = torch.rand(4), random.random(), np.random.rand()
+    after = torch.get_rng_state(), random.getstate(), np.random.get_state()[2]
+    with replay_rng(start):
+        again = torch.rand(4), random.random(), np.random.rand()
+    assert torch.equal(first[0], again[0]) and first[1:] == again[1:]
+    assert torch.equal(torch.get_rng_state(), after[0]) and random.getstate() == after[1]
+    assert np.random.get_state()[2] == after[2]
+
+
 @pytest.mark.slow  # several training processes: minutes on a loaded 2-core machine
 @pytest.mark.parametrize("model", ["dcgan", "gan_mlp"])
 def test_extending_a_finished_run_equals_the_longer_run(model, tmp_path):

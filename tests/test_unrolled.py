@@ -212,15 +212,16 @@ def test_log_every_splits_the_gradient_g_applied(second_order, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("second_order", [True, False])
-def test_log_every_leaves_training_unchanged(second_order, tmp_path):
-    """The gradient split reads gradients without accumulating them: G and D after 3 steps are the same with and
-    without it."""
+@pytest.mark.parametrize("tricks", ["trick=[unrolled]", "trick=[unrolled,instance_noise,label_noise]"])
+def test_log_every_leaves_training_unchanged(second_order, tricks, tmp_path):
+    """The gradient split reads gradients without accumulating them and replays the random draws of the passes
+    it mirrors without taking any from training: G and D after 3 steps are the same with and without it, also
+    with tricks that draw noise in every D pass."""
     order = f"trick.unrolled.second_order={str(second_order).lower()}"
     nets = []
     for log_every in (0, 1):
         dm, task, trainer = _task(
-            tmp_path / str(log_every), "trick=[unrolled]", order, f"trick.unrolled.log_every={log_every}",
-            "trainer.max_steps=3",
+            tmp_path / str(log_every), tricks, order, f"trick.unrolled.log_every={log_every}", "trainer.max_steps=3"
         )
         trainer.fit(task, datamodule=dm)
         nets.append([p.detach().clone() for p in [*task.generator.parameters(), *task.discriminator.parameters()]])

@@ -37,6 +37,7 @@ from torch import nn
 from torch.func import functional_call
 
 from gan_lab.errors import ConfigError
+from gan_lab.rng import replay_rng, rng_state
 from gan_lab.tricks.base import Trick
 
 
@@ -189,24 +190,30 @@ class Unrolled(Trick):
             real_t = task.tricks.targets(torch.ones_like(out_real), torch.zeros_like(out_real), step)[0]
             return -task.adv_loss.d_real(out_real, real_t) * task.adv_weight
 
+        due = bool(self.log_every) and (self._split is None or step % self.log_every == 0)
+        start = rng_state() if due else None
         params = unrolled(self.second_order)
         if self.second_order and self.real_term:
             self._real_term_loss = real_term(params)
+        before_out = rng_state() if due else None
         out = outputs(params, fake)
-        if self.log_every and (self._split is None or step % self.log_every == 0):
-            # G's adversarial loss with the unrolled updates differentiated through (full) and without (first)
+        if due:
+            # G's adversarial loss with the unrolled updates differentiated through (full) and without (first); the
+            # extra passes replay the random draws (instance noise, DiffAugment, label noise) of the passes they mirror
             if self.second_order:
                 full = task.adv_loss.g(out[0]) * task.adv_weight
                 if self._real_term_loss is not None:
                     full = full + self._real_term_loss
-                first = task.adv_loss.g(outputs({n: p.detach() for n, p in params.items()}, fake)[0])
+                with replay_rng(before_out):
+                    first = task.adv_loss.g(outputs({n: p.detach() for n, p in params.items()}, fake)[0])
                 first = first * task.adv_weight
             else:
                 first = task.adv_loss.g(out[0]) * task.adv_weight
-                so = unrolled(True)
-                full = task.adv_loss.g(outputs(so, fake)[0]) * task.adv_weight
-                if self.real_term:
-                    full = full + real_term(so)
+                with replay_rng(start):
+                    so = unrolled(True)
+                    full = task.adv_loss.g(outputs(so, fake)[0]) * task.adv_weight
+                    if self.real_term:
+                        full = full + real_term(so)
             self._split = _gradient_split(full, first, [p for p in task.generator.parameters() if p.requires_grad])
         return out
 
