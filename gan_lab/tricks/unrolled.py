@@ -191,11 +191,14 @@ class Unrolled(Trick):
             return -task.adv_loss.d_real(out_real, real_t) * task.adv_weight
 
         due = bool(self.log_every) and (self._split is None or step % self.log_every == 0)
-        start = rng_state() if due else None
+        # the random state the split's extra passes start from: first order replays the whole unroll, second
+        # order only D's pass on the fakes
+        replay = rng_state() if due and not self.second_order else None
         params = unrolled(self.second_order)
         if self.second_order and self.real_term:
             self._real_term_loss = real_term(params)
-        before_out = rng_state() if due else None
+        if due and self.second_order:
+            replay = rng_state()
         out = outputs(params, fake)
         if due:
             # G's adversarial loss with the unrolled updates differentiated through (full) and without (first); the
@@ -204,12 +207,12 @@ class Unrolled(Trick):
                 full = task.adv_loss.g(out[0]) * task.adv_weight
                 if self._real_term_loss is not None:
                     full = full + self._real_term_loss
-                with replay_rng(before_out):
+                with replay_rng(replay):
                     first = task.adv_loss.g(outputs({n: p.detach() for n, p in params.items()}, fake)[0])
                 first = first * task.adv_weight
             else:
                 first = task.adv_loss.g(out[0]) * task.adv_weight
-                with replay_rng(start):
+                with replay_rng(replay):
                     so = unrolled(True)
                     full = task.adv_loss.g(outputs(so, fake)[0]) * task.adv_weight
                     if self.real_term:
