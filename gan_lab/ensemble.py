@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
+from gan_lab.atomic_io import atomic_write_bytes
 from gan_lab.callbacks.monitor import MonitorCallback, grad_norm, optimizer_name
 from gan_lab.data.base import ResumesAtPosition
 from gan_lab.errors import ConfigError
@@ -252,11 +253,8 @@ class SeedParallelGAN(GANTask):
             if self.alive[k]:  # a diverged member keeps its last good checkpoint
                 data = io.BytesIO()
                 torch.save(self.member_checkpoint(checkpoint, k), data)
-                from gan_lab.atomic_io import atomic_write_bytes
-
                 path = member_dir(run_dir, self.seeds[k]) / "checkpoints" / "last.ckpt"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(path, data.getvalue(), "checkpoint")
+                atomic_write_bytes(path, data.getvalue(), "checkpoint")  # makes the checkpoints directory
 
     def on_load_checkpoint(self, checkpoint):
         super().on_load_checkpoint(checkpoint)

@@ -22,8 +22,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lab.atomic_io import atomic_write_bytes
 from gan_lab.build import container as _container
-from gan_lab.errors import ConfigError
+from gan_lab.errors import ConfigError, StorageError
 
 log = logging.getLogger("gan_lab")
 
@@ -267,9 +268,6 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
     raised: the error that stopped the run is the one to report."""
     if not is_global_zero():  # DDP: every rank runs train(); rank 0 writes the run's files
         return
-    from gan_lab.atomic_io import atomic_write_bytes
-    from gan_lab.errors import StorageError
-
     data = json.dumps(metrics, indent=2, sort_keys=True, default=float).encode()
     try:
         atomic_write_bytes(run_dir / "metrics.json", data, "metrics")
@@ -513,8 +511,6 @@ def main(cfg: DictConfig) -> float:
         set_threads(cfg.get("threads"), hc.launcher.get("n_jobs") if multirun else None)
         metrics = train(cfg, run_dir, hydra_files())
     except ConfigError as e:
-        from gan_lab.errors import StorageError
-
         if multirun and not isinstance(e, StorageError):  # one bad job must not stop the sweep
             if fresh:  # a new job directory records why; an existing one (a finished job) is left as it was
                 write_hydra_files(run_dir, cfg, hydra_files())
