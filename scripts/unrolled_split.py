@@ -1,13 +1,13 @@
 """How G's gradient splits in a `trick.unrolled.log_every` run, read from its metrics.csv, phase by phase.
 
-    python scripts/unrolled_split.py <run dir> [<run dir> ...] [--phases 0,200,1000,2500,10000] [--lead 0.95]
+    python scripts/unrolled_split.py <run dir> [<run dir> ...] [--phases 0,200,1000,2500,5000,10000] [--lead 0.95]
 
 For each run one JSON line:
 - `phases`: per phase (iterations [a, b)), the logged windows whose split falls in it, the range of
   `train/unrolled_share` (|g_full - g_first| / |g_first|), the smallest `train/unrolled_cos` and in how many
-  windows it is below 0 (the unrolled path reverses G's direction). Each logged row holds the split of its
-  window's first G update, so a row at step s with log interval N (the step difference of consecutive rows)
-  is placed at iteration s + 1 - N.
+  windows it is below 0 (the unrolled path reverses G's direction). With `log_every` equal to the log interval
+  N (`trainer.log_every_n_steps`; read here as the step difference of consecutive rows) each logged row holds
+  the split of its window's first G update, so a row at step s is placed at iteration s + 1 - N.
 - `d_leads`: the logged windows in which D classifies at least `--lead` of the real and of the fake samples
   correctly (`train/d_acc_real`, `train/d_acc_fake`), of how many, and their stretches [first, last iteration].
 - `evaluations`: the metrics evaluated during the run by step (`metrics/stacked_modes`, `metrics/stacked_kl`,
