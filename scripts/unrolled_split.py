@@ -33,8 +33,12 @@ def split(run_dir: Path, phases: list[int], lead: float = 0.95) -> dict:
     train = [r for r in rows if r.get("train/d_acc_fake") and r.get("train/d_acc_real")]
     steps = sorted({int(r["step"]) for r in train})
     every = min((b - a for a, b in zip(steps, steps[1:])), default=1)
+
+    def window(r: dict) -> int:  # the first iteration of the window a row logs
+        return int(r["step"]) + 1 - every
+
     logged = [
-        (int(r["step"]) + 1 - every, float(r["train/unrolled_share"]), float(r["train/unrolled_cos"]))
+        (window(r), float(r["train/unrolled_share"]), float(r["train/unrolled_cos"]))
         for r in rows
         if r.get("train/unrolled_share") and r.get("train/unrolled_cos")
     ]
@@ -52,7 +56,7 @@ def split(run_dir: Path, phases: list[int], lead: float = 0.95) -> dict:
                 }
             )
     leads = [
-        int(r["step"]) + 1 - every
+        window(r)
         for r in train
         if float(r["train/d_acc_fake"]) >= lead and float(r["train/d_acc_real"]) >= lead
     ]
