@@ -26,29 +26,34 @@ PARTNER = {
     "inpainting": ["model=context_encoder"],
     "digits2mnist": ["model=cyclegan"],
     "cyclegan": ["data=digits2mnist", f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"],
+    # experiment presets: the data they name, made small
+    "srresnet_x4": ["data.root=skimage", "data.n_patches=40"],
+    "unrolled_stacked_d2": ["data.n_samples=256"],
+    "unrolled_stacked_d4": ["data.n_samples=256"],
 }
 # Data that only exists as the user's files: tests/test_data_real.py and tests/test_cyclegan.py build them.
-USER_DATA = ("paired_folder", "image_folder", "cifar10", "cifar100", "lmdb", "unpaired_folder")
+USER_DATA = ("paired_folder", "image_folder", "cifar10", "cifar100", "lmdb", "unpaired_folder", "dcgan64_folder")
 
 
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["model", "data", "trainer", "logger", "callbacks"])
+@pytest.mark.parametrize("group", ["model", "data", "trainer", "logger", "callbacks", "experiment"])
 def test_every_conf_file_composes_and_builds(group, tmp_path):
     """Each option of each group composes with the defaults and its objects instantiate."""
     from gan_lab.train import build_objects
 
     for option in group_options(group):
-        extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"] if option.endswith("mnist") else []
+        mnist = option.endswith("mnist") or option.startswith("unrolled_stacked")
+        extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"] if mnist else []
         if (extra or option == "cyclegan") and not SHARED_DATA.is_dir():
             continue
         if option in USER_DATA:
             continue  # needs the user's files (see USER_DATA)
-        partner = PARTNER.get(option, []) if group in ("model", "data") else []
+        partner = PARTNER.get(option, []) if group in ("model", "data", "experiment") else []
         cfg = compose_cfg(f"{group}={option}", *partner, *extra)
-        assert group in cfg, f"{group}={option} composed to nothing"
+        assert group == "experiment" or group in cfg, f"{group}={option} composed to nothing"
         dm, task, trainer = build_objects(cfg, tmp_path / group / option)
         batch = next(iter(dm.train_dataloader()))
         real, cond = task.unpack(batch) if hasattr(task, "unpack") else (batch[0], None)
@@ -252,3 +257,20 @@ def test_inception_without_weights_fails_early(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "inception" in lines[0] and "GAN_LAB_INCEPTION_WEIGHTS" in lines[0], r.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_pacgan_grid_preset_shares_the_ring_nets_with_its_own_schedule():
+    """The PacGAN Table 1 presets: one set of paper nets (written in the ring's preset), each table its own data
+    and CPU schedule (the values docs/reproduction.md states)."""
+    ring, grid = compose_cfg("experiment=pacgan_ring_gan"), compose_cfg("experiment=pacgan_grid_gan")
+    for key in ("generator", "discriminator", "loss"):
+        assert grid.model[key] == ring.model[key]
+    assert list(grid.model.generator.hidden) == [400] * 4 and grid.model.discriminator.maxout == 5
+    for cfg in (ring, grid):
+        assert (cfg.data.batch_size, cfg.metrics.n_samples) == (100, 2500)
+    assert (grid.data.kind, ring.data.kind) == ("grid", "ring")
+    assert (grid.model.g_optimizer.lr, grid.model.d_optimizer.lr, grid.model.lr_decay_from) == (4e-3, 4e-3, 0.0)
+    assert (ring.model.g_optimizer.lr, ring.model.d_optimizer.lr, ring.model.lr_decay_from) == (1e-3, 5e-4, 0.15)
+    assert (grid.trainer.max_steps, ring.trainer.max_steps) == (4000, 6000)
+    pac2 = compose_cfg("experiment=pacgan_grid_pac2")
+    assert pac2.data.batch_size == 200 and pac2.trick.pacgan.m == 2 and pac2.model.g_optimizer.lr == 4e-3
