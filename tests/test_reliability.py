@@ -324,6 +324,25 @@ def test_disk_full_gives_one_line_and_keeps_the_previous_checkpoint(tmp_path, mo
     assert status["status"] == "failed" and "no space left" in status["error"]
 
 
+
+def test_disk_full_while_writing_a_sample_picture_gives_one_line_and_no_partial_file(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    common = [*MLP, "callbacks.samples.every_n_steps=5"]
+    train_run(run, *common, "trainer.max_steps=5")
+    before = (run / "samples" / "samples_000005.png").read_bytes()
+    fail_writes_to(monkeypatch, ".png.tmp-", errno.ENOSPC, after_bytes=100)
+    with pytest.raises(StorageError) as e:
+        train_run(run, *common, "trainer.max_steps=15", "ckpt_path=last")
+    monkeypatch.undo()
+    line = str(e.value)
+    assert "\n" not in line and line.startswith("cannot write sample picture") and "no space left" in line
+    assert str(run / "samples" / "samples_000010.png") in line
+    assert not [p.name for p in (run / "samples").iterdir() if ".tmp" in p.name]  # no half-written picture left
+    assert not (run / "samples" / "samples_000010.png").exists()
+    assert (run / "samples" / "samples_000005.png").read_bytes() == before  # the earlier picture, intact
+    status = json.loads((run / "metrics.json").read_text())
+    assert status["status"] == "failed" and "no space left" in status["error"]
+
 # ---- 8: a finished run continues exactly ---------------------------------------------------------------
 CONTINUE = {
     "gan_mlp": [

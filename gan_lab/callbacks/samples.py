@@ -3,6 +3,7 @@ saved to `samples/<name>_<step>.png` and sent to the image-capable loggers (W&B,
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from pathlib import Path
@@ -85,16 +86,18 @@ def log_images(trainer: pl.Trainer, images: dict[str, np.ndarray], step: int) ->
 
 
 def draw_and_save(panels: dict, datamodule, step: int, out: Path, tag: str) -> tuple[dict[str, np.ndarray], list[Path]]:
-    """Render the panels and write `out/<name>_<tag>.png` (a temporary name, then renamed: a reader never
-    sees half a picture). Runs on the callback's worker thread: nothing here touches the model."""
+    """Render the panels and write `out/<name>_<tag>.png` through the atomic writer (a reader never sees half a
+    picture; a full disk is one StorageError line). Runs on the callback's worker thread: nothing here touches
+    the model."""
+    from gan_lab.atomic_io import atomic_write_bytes
+
     images = {k: render_panel(v, datamodule, f"{k} step {step}") for k, v in panels.items()}
-    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, v in images.items():
         path = out / f"{k}_{tag}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(v).save(tmp, format="png")
-        tmp.replace(path)
+        png = io.BytesIO()
+        Image.fromarray(v).save(png, format="png")
+        atomic_write_bytes(path, png.getvalue(), "sample picture")
         paths.append(path)
     return images, paths
 
