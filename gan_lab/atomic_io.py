@@ -1,10 +1,11 @@
 """The one atomic file writer: temporary file in the destination directory, fsync, rename, fsync directory.
 
 Every file gan_lab writes that a user keeps (checkpoints through `callbacks.checkpoint_io.AtomicCheckpointIO`,
-metrics.json, `gan-lab evaluate`'s JSON, the reproduce records, the FID statistics) goes through
-`atomic_write_bytes`: the final name holds either the previous complete file or the new complete one, and a
-full disk or read-only directory is one `StorageError` line naming the path and the space needed. No Lightning
-import: metrics and the CLI use it too.
+metrics.json, `gan-lab evaluate`'s JSON, the reproduce records, the FID statistics, the training's sample
+pictures) goes through `atomic_write_bytes`: the final name holds either the previous complete file or the new
+complete one, and a full disk or read-only directory is one `StorageError` line naming the path and the space
+needed. (`gan-lab sample`, whose output can exceed memory, writes its folder or .npz under a temporary name and
+renames it.) No Lightning import: metrics and the CLI use it too.
 """
 
 from __future__ import annotations
