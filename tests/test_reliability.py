@@ -324,7 +324,6 @@ def test_disk_full_gives_one_line_and_keeps_the_previous_checkpoint(tmp_path, mo
     assert status["status"] == "failed" and "no space left" in status["error"]
 
 
-
 def test_disk_full_while_writing_a_sample_picture_gives_one_line_and_no_partial_file(tmp_path, monkeypatch):
     run = tmp_path / "run"
     common = [*MLP, "callbacks.samples.every_n_steps=5"]
@@ -342,6 +341,7 @@ def test_disk_full_while_writing_a_sample_picture_gives_one_line_and_no_partial_
     assert (run / "samples" / "samples_000005.png").read_bytes() == before  # the earlier picture, intact
     status = json.loads((run / "metrics.json").read_text())
     assert status["status"] == "failed" and "no space left" in status["error"]
+
 
 # ---- 8: a finished run continues exactly ---------------------------------------------------------------
 CONTINUE = {
