@@ -13,6 +13,8 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 
+from gan_lab.atomic_io import atomic_write_bytes
+
 log = logging.getLogger("gan_lab")
 
 
@@ -89,8 +91,6 @@ def draw_and_save(panels: dict, datamodule, step: int, out: Path, tag: str) -> t
     """Render the panels and write `out/<name>_<tag>.png` through the atomic writer (a reader never sees half a
     picture; a full disk is one StorageError line). Runs on the callback's worker thread: nothing here touches
     the model."""
-    from gan_lab.atomic_io import atomic_write_bytes
-
     images = {k: render_panel(v, datamodule, f"{k} step {step}") for k, v in panels.items()}
     paths = []
     for k, v in images.items():
