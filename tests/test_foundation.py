@@ -13,6 +13,7 @@ DATA = ["digits", "toy2d_ring", "toy2d_grid"]
 PAIRS = [(m, d) for m in MODELS for d in DATA if not (m == "dcgan" and d.startswith("toy2d"))]
 
 
+MNIST = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"]  # the MNIST IDX files of ../shared/data
 # the data a model needs, and the model a data set goes with, for the compose-everything test
 PARTNER = {
     "pix2pix": ["data=edges2digits"],
@@ -24,12 +25,14 @@ PARTNER = {
     "colorize": ["model=pix2pix", "data.n_patches=40"],
     "sr_folder": ["model=srresnet", "data.n_patches=40"],
     "inpainting": ["model=context_encoder"],
-    "digits2mnist": ["model=cyclegan"],
-    "cyclegan": ["data=digits2mnist", f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"],
+    "mnist": MNIST,
+    "stacked_mnist": MNIST,
+    "digits2mnist": ["model=cyclegan", *MNIST],
+    "cyclegan": ["data=digits2mnist", *MNIST],
     # experiment presets: the data they name, made small
     "srresnet_x4": ["data.root=skimage", "data.n_patches=40"],
-    "unrolled_stacked_d2": [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k", "data.n_samples=256"],
-    "unrolled_stacked_d4": [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k", "data.n_samples=256"],
+    "unrolled_stacked_d2": [*MNIST, "data.n_samples=256"],
+    "unrolled_stacked_d4": [*MNIST, "data.n_samples=256"],
 }
 # Data that only exists as the user's files: tests/test_data_real.py and tests/test_cyclegan.py build them.
 USER_DATA = ("paired_folder", "image_folder", "cifar10", "cifar100", "lmdb", "unpaired_folder", "dcgan64_folder")
@@ -45,13 +48,12 @@ def test_every_conf_file_composes_and_builds(group, tmp_path):
     from gan_lab.train import build_objects
 
     for option in group_options(group):
-        extra = [f"data.root={SHARED_DATA / 'mnist'}", "data.split=t10k"] if option.endswith("mnist") else []
         partner = PARTNER.get(option, []) if group in ("model", "data", "experiment") else []
-        if any(str(SHARED_DATA) in o for o in (*partner, *extra)) and not SHARED_DATA.is_dir():
+        if any(str(SHARED_DATA) in o for o in partner) and not SHARED_DATA.is_dir():
             continue  # needs ../shared/data
         if option in USER_DATA:
             continue  # needs the user's files (see USER_DATA)
-        cfg = compose_cfg(f"{group}={option}", *partner, *extra)
+        cfg = compose_cfg(f"{group}={option}", *partner)
         assert group == "experiment" or group in cfg, f"{group}={option} composed to nothing"
         dm, task, trainer = build_objects(cfg, tmp_path / group / option)
         batch = next(iter(dm.train_dataloader()))
