@@ -399,13 +399,17 @@ def render_entry(summary: dict) -> str:
     ]
     lines += [f"- {n}" for n in notes]
     for m in summary.get("merged") or []:
-        where = m.get("machine") or {}
-        lines.append(
-            f"- {m['runs']} of these runs from `{m['from']}` (--from): recorded {where.get('date', '?')} with "
-            f"gan_lab {where.get('gan_lab', '?')} on {where.get('cpu', '?')} ({where.get('cores', '?')} cores"
-            + (f", {where['gpu']}" if where.get("gpu") else "")
-            + ")."
+        ended, first = m.get("ended"), m.get("machine") or {}  # "machine": a summary written before "machines"
+        when = f"recorded {m.get('date') or first.get('date') or '?'}"  # runs without their end times: file's date
+        if ended:
+            when = f"ended {ended[0]}" if ended[0] == ended[1] else f"ended {ended[0]} to {ended[1]}"
+        on = "; ".join(
+            f"gan_lab {w.get('gan_lab') or '?'} on {w.get('cpu') or '?'} ({w.get('cores') or '?'} cores"
+            + (f", {w['gpu']}" if w.get("gpu") else "")
+            + ")"
+            for w in m.get("machines") or [first]
         )
+        lines.append(f"- {m['runs']} of these runs from `{m['from']}` (--from): {when}, trained with {on}.")
     if summary.get("records"):
         kept = summary.get("records_path", summary["records"])
         lines.append(
@@ -668,9 +672,16 @@ def _recorded_machines(path: Path) -> dict[str, dict]:
 def _merged_info(taken) -> list[dict]:
     """Per --from file: how many of its runs a table counts, and where and when they were measured."""
     out: dict[str, dict] = {}
-    for source, mach, r in taken:  # a run's own record of its machine, else its file's
-        info = out.setdefault(source, {"from": source, "runs": 0, "machine": r.get("machine") or mach})
+    for source, mach, r in taken:
+        info = out.setdefault(source, {"from": source, "runs": 0, "machines": [], "ended": []})
         info["runs"] += 1
+        where = r.get("machine") or mach or {}  # a run's own record of its machine, else its file's
+        kind = {k: where.get(k) for k in ("gan_lab", "cpu", "cores", "gpu")}
+        info["machines"] += [kind] if kind not in info["machines"] else []
+        info["date"] = info.get("date") or where.get("date")
+        info["ended"] += [r["ended"]] if r.get("ended") else []
+    for info in out.values():  # when its runs ended, first and last ("YYYY-MM-DD HH:MM UTC" sorts as it reads)
+        info["ended"] = [min(info["ended"]), max(info["ended"])] if info["ended"] else None
     return list(out.values())
 
 

@@ -363,6 +363,15 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     assert gan["completed"] == 3 and gan["measured"]["modes_captured"]["values"][:2] == before
     assert (s["merged"][0]["from"], s["merged"][0]["runs"]) == (kept.name, 2)  # an absolute path: its name only
     assert "2 of these runs from" in rp.render_entry(s) and "from " in capsys.readouterr().out
+    ends = sorted(r["ended"] for r in json.loads(kept.read_text())["models"][0]["runs"])
+    assert s["merged"][0]["ended"] == [ends[0], ends[-1]]  # when those runs ended, not when a file was written
+    assert len(s["merged"][0]["machines"]) == 1 and s["merged"][0]["machines"][0]["cores"] >= 1
+    when = f"ended {ends[0]}" + (f" to {ends[-1]}" if ends[-1] != ends[0] else "") + ", trained with gan_lab "
+    assert when in rp.render_entry(s)
+    later = dict(s, merged=[{**s["merged"][0], "ended": ["2026-01-01 00:00 UTC", "2026-01-02 09:30 UTC"]}])
+    assert "(--from): ended 2026-01-01 00:00 UTC to 2026-01-02 09:30 UTC, trained with" in rp.render_entry(later)
+    older = dict(s, merged=[{"from": "r.json", "runs": 2, "machine": {"date": "2026-01-03 10:00 UTC", "cores": 4}}])
+    assert "(--from): recorded 2026-01-03 10:00 UTC, trained with gan_lab ? on ? (4 cores)." in rp.render_entry(older)
 
     # the same seeds in --out and --from: --out's count, once
     (again,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", sources=[kept], train=False, **args)
