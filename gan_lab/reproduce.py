@@ -916,8 +916,9 @@ def reproduce(
                     record["machine"] = {**here, "date": ended}
                     if where.is_dir():  # atomically, as train writes metrics.json: never a torn file to read
                         atomic_write_bytes(kept, (json.dumps(record["machine"], indent=1) + "\n").encode(), "machine")
-                elif kept.is_file():
+                elif kept.is_file():  # written when the run ended: dates it even where a copy reset the file times
                     record["machine"] = json.loads(kept.read_text())
+                    record["ended"] = record["machine"].get("date") or ended
                 elif record["dir"] in trained_on:  # as recorded when it was trained (runs before MACHINE_FILE)
                     record["machine"] = trained_on[record["dir"]]
                 elif same := same_run.get((record["dir"], ended)):

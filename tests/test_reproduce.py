@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 
 import numpy as np
@@ -381,9 +382,14 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     runs = sorted((tmp_path / "a" / "pacgan_grid" / "gan").glob(f"seed*/{rp.MACHINE_FILE}"))
     assert len(runs) == 2 and json.loads(runs[0].read_text())["cores"] >= 1
     rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **{**args, "models": ["PacGAN2"]})
+    times = {path: (path.parent / "metrics.json").stat() for path in runs}
+    for path in runs:  # as `cp -r` leaves a copied run: its files dated by the copy, not by the run's end
+        os.utime(path.parent / "metrics.json", (4102444800, 4102444800))  # 2100-01-01
     (kept_in_dirs,) = rp.reproduce("pacgan_grid", seeds=2, out=tmp_path / "a", train=False, **args)
     got = kept_in_dirs["models"][0]["runs"]
-    assert [r["machine"]["date"] for r in got] == [r["ended"] for r in got]
+    assert [r["machine"]["date"] for r in got] == [r["ended"] for r in got] and "2100" not in got[0]["ended"]
+    for path, was in times.items():
+        os.utime(path.parent / "metrics.json", ns=(was.st_atime_ns, was.st_mtime_ns))
     # runs trained before the machine was kept in their directories: the kept records (the same runs: same
     # directory, same end) give those machines back
     for path in runs:
