@@ -3,6 +3,8 @@ uninterrupted run: weights, EMA, optimizer states, RNG streams, trick schedules 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import run_cli
@@ -129,3 +131,63 @@ def test_cyclegan_sigkill_then_resume_is_bit_identical(tmp_path):
         for pid, st in oa["state"].items():
             for name, t in st.items():
                 assert torch.equal(torch.as_tensor(t), torch.as_tensor(ob["state"][pid][name])), (pid, name)
+
+
+def test_copied_run_dir_resumes_with_its_own_checkpoint_paths(tmp_path):
+    """A run directory copied elsewhere (cp -r) and continued keeps tracking the checkpoints of the copy: no
+    "dirpath has changed" warning, and no path of the saved callback state points into the original."""
+    import shutil
+    import warnings
+
+    from conftest import train_run
+
+    args = ("model=gan_mlp", "data=toy2d_ring", "callbacks.checkpoint.every_n_train_steps=2")
+    args += ("callbacks.checkpoint.save_top_k=-1",)  # every periodic checkpoint is kept
+    a, b = tmp_path / "a", tmp_path / "b"
+    train_run(a, *args, "trainer.max_steps=4")
+    before = {p.name: p.stat().st_mtime_ns for p in (a / "checkpoints").iterdir()}
+    shutil.copytree(a, b)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_run(b, *args, "trainer.max_steps=8", "ckpt_path=last")
+    assert not [w for w in caught if "dirpath has changed" in str(w.message)]
+    state = next(v for v in load(b / "checkpoints" / "last.ckpt")["callbacks"].values() if "dirpath" in v)
+    assert state["dirpath"] == str(b / "checkpoints")
+    named = [state["last_model_path"], state["best_model_path"], *state["best_k_models"]]
+    kept = sorted(p.name for p in (b / "checkpoints").iterdir())
+    assert kept == [f"epoch=0-step={s}.ckpt" for s in (2, 4, 6, 8)] + ["last.ckpt"]
+    assert all(Path(p).parent == b / "checkpoints" and Path(p).is_file() for p in named), named
+    assert {p.name: p.stat().st_mtime_ns for p in (a / "checkpoints").iterdir()} == before  # original untouched
+
+
+def test_checkpoint_state_follows_only_a_copy_of_its_directory(tmp_path):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from gan_lab.callbacks.checkpoint import RunCheckpoint, follow_moved_dir
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    for name in ("last.ckpt", "a.ckpt", "b.ckpt"):
+        (old / name).write_bytes(b"x")
+    state = {
+        "dirpath": str(old),
+        "last_model_path": str(old / "last.ckpt"),
+        "best_model_path": str(old / "a.ckpt"),
+        "kth_best_model_path": str(old / "b.ckpt"),
+        "best_k_models": {str(old / "a.ckpt"): 1.0, str(old / "b.ckpt"): 2.0},
+    }
+    assert follow_moved_dir(state, str(new)) is None  # nothing under new/: the directory was changed, not copied
+    for name in ("last.ckpt", "a.ckpt", "b.ckpt"):
+        (new / name).write_bytes(b"x")
+    moved = follow_moved_dir(state, str(new))
+    assert moved["dirpath"] == str(new) and moved["last_model_path"] == str(new / "last.ckpt")
+    assert moved["best_model_path"] == str(new / "a.ckpt") and moved["kth_best_model_path"] == str(new / "b.ckpt")
+    assert moved["best_k_models"] == {str(new / "a.ckpt"): 1.0, str(new / "b.ckpt"): 2.0}
+    assert follow_moved_dir(dict(state, last_model_path="/elsewhere/last.ckpt"), str(new)) is None
+    (new / "b.ckpt").unlink()
+    assert follow_moved_dir(state, str(new)) is None  # one named file missing: Lightning's behaviour stands
+    assert follow_moved_dir(state, str(old)) is None  # same directory: nothing to follow
+    # the same state key as ModelCheckpoint: checkpoints load into either class, older runs keep their state
+    kw = dict(dirpath=str(new), save_last=True, save_top_k=0, every_n_train_steps=500)
+    assert RunCheckpoint(**kw).state_key == ModelCheckpoint(**kw).state_key
