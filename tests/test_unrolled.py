@@ -151,7 +151,7 @@ def test_the_loop_takes_gs_loss_against_the_unrolled_d(extra, tmp_path, monkeypa
         with torch.no_grad():
             current = task.d_outputs(fake, cond, step)[0]
         after = dict(task.discriminator.named_parameters())
-        term = None if self._real_term_loss is None else self._real_term_loss.item()
+        term = None if out[2] is None else out[2].item()
         seen.append((out[0].detach().clone(), current, all(torch.equal(before[n], after[n]) for n in before), term))
         return out
 
@@ -167,6 +167,37 @@ def test_the_loop_takes_gs_loss_against_the_unrolled_d(extra, tmp_path, monkeypa
     else:
         assert term is not None and term < 0  # -BCE: minus a positive loss
         assert task.last_logged["train/g_total"] == pytest.approx(expected + term, rel=1e-5)
+
+
+def test_gs_total_adds_the_real_term_and_other_tricks_g_losses(tmp_path, monkeypatch):
+    """With trick=[unrolled,feature_matching], G's total is the loss against the unrolled D, plus the real term
+    the unrolled D's pass returned, plus feature matching's term (on the current D): each once, for each of 2
+    G updates, and the trick keeps no loss between calls."""
+    from gan_lab.tricks.feature_matching import FeatureMatching
+
+    dm, task, trainer = _task(
+        tmp_path, "trick=[unrolled,feature_matching]", "trick.unrolled.steps=2", "trainer.max_steps=2"
+    )
+    seen, critic, matching = [], Unrolled.g_critic, FeatureMatching.g_loss
+
+    def spy_critic(self, task, fake, real, cond, step):
+        out = critic(self, task, fake, real, cond, step)
+        seen.append({"g": nn.functional.softplus(-out[0]).mean().item(), "term": out[2].item()})
+        return out
+
+    def spy_matching(self, task, fake, real, cond, step):
+        loss = matching(self, task, fake, real, cond, step)
+        seen[-1]["fm"] = loss.item()
+        return loss
+
+    monkeypatch.setattr(Unrolled, "g_critic", spy_critic)
+    monkeypatch.setattr(FeatureMatching, "g_loss", spy_matching)
+    trainer.fit(task, datamodule=dm)
+    assert len(seen) == 2 and all(s["fm"] > 0 and s["term"] < 0 for s in seen)
+    totals = [s["g"] + s["term"] + s["fm"] for s in seen]  # logged: the mean over the 2 steps
+    assert task.last_logged["train/g_total"] == pytest.approx(sum(totals) / 2, rel=1e-5)
+    unrolled = next(t for t in task.tricks.tricks if t.name == "unrolled")
+    assert not any(isinstance(v, torch.Tensor) for v in vars(unrolled).values())
 
 
 def _flat_grad(loss, params):
@@ -193,9 +224,8 @@ def test_log_every_splits_the_gradient_g_applied(second_order, tmp_path, monkeyp
         self.second_order, self.log_every = not second_order, 0
         out = original(self, task, fake, real, cond, step)
         loss = task.adv_loss.g(out[0])
-        if self._real_term_loss is not None:
-            loss = loss + self._real_term_loss
-        self._real_term_loss = None
+        if out[2] is not None:
+            loss = loss + out[2]
         other.append(_flat_grad(loss, list(task.generator.parameters())))
         self.second_order, self.log_every = saved
         return original(self, task, fake, real, cond, step)

@@ -187,10 +187,11 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
         return self.d_outputs(x, cond, step)[0]
 
     def g_d_outputs(self, fake, real, cond, step: int):
-        """D's outputs that G's loss is taken against: the current D's, or a trick's (trick=unrolled: D
-        unrolled k optimizer steps ahead, differentiable through those steps)."""
+        """(logits, auxiliary output, term): D's outputs that G's loss is taken against, the current D's or a
+        trick's (trick=unrolled: D unrolled k optimizer steps ahead, differentiable through those steps), and
+        the term that trick adds to G's loss (None: nothing)."""
         out = self.tricks.g_critic(self, fake, real, cond, step) if self.tricks.has("g_critic") else None
-        return self.d_outputs(fake, cond, step) if out is None else out
+        return (*self.d_outputs(fake, cond, step), None) if out is None else out
 
     def d_features(self, x, cond, step: int):
         return self.discriminator.features(*self._d_args(x, cond, step))
@@ -271,9 +272,9 @@ class AdversarialTask(TaskDefaults, pl.LightningModule):
             extra, extra_logs = self.extra_g_loss(out, real, cond)
             terms = [extra]
             if self.adv_weight:
-                out_g, aux_g = self.g_d_outputs(fake, real, cond, step)
+                out_g, aux_g, critic_term = self.g_d_outputs(fake, real, cond, step)
                 loss_g = self.adv_loss.g(out_g)
-                terms.append(self.tricks.g_loss(self, fake, real, cond, step))
+                terms += [critic_term, self.tricks.g_loss(self, fake, real, cond, step)]
                 if aux_g is not None:
                     extra_logs = {**extra_logs, "g_aux": self.aux_loss(aux_g, cond)}
                     terms.append(extra_logs["g_aux"])

@@ -22,7 +22,7 @@ HOOKS = (
     "d_labels",  # (y, step) -> y, the class labels of D's input, regrouped like it (PacGAN packing)
     "d_penalty",  # (task, real, fake, cond, step) -> scalar added to the D loss
     "g_loss",  # (task, fake, real, cond, step) -> scalar added to the G loss
-    "g_critic",  # (task, fake, real, cond, step) -> D's outputs G's loss is taken against: unrolled D
+    "g_critic",  # (task, fake, real, cond, step) -> (logits, aux, G-loss term): D G's loss is taken against
     "d_steps",  # (step, n) -> n: D updates this batch
     "g_steps",  # (step, n) -> n: G updates this batch
     "after_g_step",  # (task, step): EMA update
@@ -180,8 +180,9 @@ class TrickSet(nn.Module):
         return self._sum("g_loss", task, fake, real, cond, step)
 
     def g_critic(self, task, fake, real, cond, step):
-        """D's (logits, auxiliary) outputs on `fake` for G's loss from the trick claiming `g_critic` (one at
-        most: an exclusive resource), or None: the task's current D."""
+        """(logits, auxiliary output, term) for G's loss from the trick claiming `g_critic` (one at most: an
+        exclusive resource), or None: the task's current D. logits/auxiliary are D's outputs on `fake` that G's
+        loss is taken against; term (a scalar or None) is added to G's loss of this G update."""
         for t in self._by_hook["g_critic"]:
             return t.g_critic(task, fake, real, cond, step)
         return None

@@ -159,11 +159,11 @@ class Unrolled(Trick):
                 "G updates to split G's gradient"
             )
         self.second_order, self.real_term, self.log_every = second_order, real_term, log_every
-        self._real_term_loss = None  # set by g_critic, added to G's loss by g_loss in the same G update
         self._split: dict[str, torch.Tensor] | None = None  # the last gradient split, logged until the next
 
     def g_critic(self, task, fake, real, cond, step):
-        """D's outputs (logits, auxiliary or None) on `fake` for G's loss, from D unrolled `steps` updates ahead."""
+        """(logits, auxiliary or None, real term or None): D's outputs on `fake` for G's loss, from D unrolled
+        `steps` updates ahead, and the value function's real term at that D (second order with real_term)."""
         d = task.discriminator
         opt = task.optimizers()[1]
         opt = getattr(opt, "optimizer", opt)  # Lightning's wrapper -> the torch optimizer
@@ -195,8 +195,7 @@ class Unrolled(Trick):
         # order only D's pass on the fakes
         replay = rng_state() if due and not self.second_order else None
         params = unrolled(self.second_order)
-        if self.second_order and self.real_term:
-            self._real_term_loss = real_term(params)
+        term = real_term(params) if self.second_order and self.real_term else None
         if due and self.second_order:
             replay = rng_state()
         out = outputs(params, fake)
@@ -205,8 +204,8 @@ class Unrolled(Trick):
             # extra passes replay the random draws (instance noise, DiffAugment, label noise) of the passes they mirror
             if self.second_order:
                 full = task.adv_loss.g(out[0]) * task.adv_weight
-                if self._real_term_loss is not None:
-                    full = full + self._real_term_loss
+                if term is not None:
+                    full = full + term
                 with replay_rng(replay):
                     first = task.adv_loss.g(outputs({n: p.detach() for n, p in params.items()}, fake)[0])
                 first = first * task.adv_weight
@@ -218,12 +217,7 @@ class Unrolled(Trick):
                     if self.real_term:
                         full = full + real_term(so)
             self._split = _gradient_split(full, first, [p for p in task.generator.parameters() if p.requires_grad])
-        return out
-
-    def g_loss(self, task, fake, real, cond, step):
-        """The real samples' term of the unrolled objective that g_critic computed for this G update, or None."""
-        loss, self._real_term_loss = self._real_term_loss, None
-        return loss
+        return (*out, term)
 
     def logs(self) -> dict:
         """With log_every: the last split of G's gradient (see `_gradient_split`), held between computations."""
