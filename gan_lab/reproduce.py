@@ -277,10 +277,14 @@ def machine() -> dict:
 
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
         torch_version = torch.__version__
+        # the CPU kernels torch dispatches to (AVX2, AVX512, ...): runs on one CPU model name with different
+        # instruction sets need not give the same numbers
+        isa = torch.backends.cpu.get_cpu_capability()
     except Exception:  # noqa: BLE001 - informational only
-        gpu, torch_version = None, "?"
+        gpu, torch_version, isa = None, "?", None
     return {
         "cpu": cpu,
+        "cpu_isa": isa,
         "cores": jobrunner.cores(),
         "gpu": gpu,
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
@@ -390,6 +394,7 @@ def render_entry(summary: dict) -> str:
         f"{'Tabulated from the finished jobs' if summary.get('tabulated_only') else 'Measured'} "
         f"{mach['date']} with gan_lab {mach['gan_lab']}, torch "
         f"{mach['torch']} on {mach['cpu']} ({mach['cores']} cores"
+        + (f", {mach['cpu_isa']}" if mach.get("cpu_isa") else "")
         + (f", {mach['gpu']}" if mach.get("gpu") else "")
         + f"; load average {mach.get('load_average')} at the end)"
         + (f", {summary['jobs']} parallel job(s)" if summary.get("jobs") else "")
@@ -405,6 +410,7 @@ def render_entry(summary: dict) -> str:
             when = f"ended {ended[0]}" if ended[0] == ended[1] else f"ended {ended[0]} to {ended[1]}"
         on = "; ".join(
             f"gan_lab {w.get('gan_lab') or '?'} on {w.get('cpu') or '?'} ({w.get('cores') or '?'} cores"
+            + (f", {w['cpu_isa']}" if w.get("cpu_isa") else "")
             + (f", {w['gpu']}" if w.get("gpu") else "")
             + ")"
             for w in m.get("machines") or [first]
@@ -676,7 +682,7 @@ def _merged_info(taken) -> list[dict]:
         info = out.setdefault(source, {"from": source, "runs": 0, "machines": [], "ended": []})
         info["runs"] += 1
         where = r.get("machine") or mach or {}  # a run's own record of its machine, else its file's
-        kind = {k: where.get(k) for k in ("gan_lab", "cpu", "cores", "gpu")}
+        kind = {k: where.get(k) for k in ("gan_lab", "cpu", "cpu_isa", "cores", "gpu")}
         info["machines"] += [kind] if kind not in info["machines"] else []
         info["date"] = info.get("date") or where.get("date")
         info["ended"] += [r["ended"]] if r.get("ended") else []
@@ -861,7 +867,7 @@ def reproduce(
             summaries.append(summary)
             continue
         t0, results = time.time(), {}
-        here = {k: v for k, v in machine().items() if k in ("cpu", "cores", "gpu", "torch", "gan_lab")}
+        here = {k: v for k, v in machine().items() if k in ("cpu", "cpu_isa", "cores", "gpu", "torch", "gan_lab")}
         trained_on = _recorded_machines(out / entry.name / "reproduction.json")  # of the jobs reused below
         # else as a --from file recorded the same run (same directory, same end): a copy of --out's records,
         # when a narrower tabulation of --out has left the run out of its reproduction.json since

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from conftest import CONF, SHARED_DATA, compose_cfg, needs_shared, run_cli, train_run
 from omegaconf import OmegaConf
 from scipy import stats as st
@@ -351,6 +352,8 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     assert str(tmp_path) not in kept.read_text()  # no machine's paths in what is kept with the docs
     trained = json.loads(kept.read_text())["models"][0]["runs"][0]  # re-tabulated: where it was trained stays
     assert trained["machine"]["cores"] >= 1 and trained["machine"]["date"] == trained["ended"]
+    isa = torch.backends.cpu.get_cpu_capability()  # the instruction set torch's CPU kernels use, kept per run
+    assert trained["machine"]["cpu_isa"] == isa
     assert "Records of every run: [`assets/reproduction_pacgan_grid.json`]" in doc.read_text()
 
     import gan_lab.train
@@ -366,7 +369,8 @@ def test_runs_recorded_elsewhere_count_with_from(tmp_path, monkeypatch, capsys):
     assert "2 of these runs from" in rp.render_entry(s) and "from " in capsys.readouterr().out
     ends = sorted(r["ended"] for r in json.loads(kept.read_text())["models"][0]["runs"])
     assert s["merged"][0]["ended"] == [ends[0], ends[-1]]  # when those runs ended, not when a file was written
-    assert len(s["merged"][0]["machines"]) == 1 and s["merged"][0]["machines"][0]["cores"] >= 1
+    assert len(s["merged"][0]["machines"]) == 1 and s["merged"][0]["machines"][0]["cpu_isa"] == isa
+    assert f" cores, {isa})" in rp.render_entry(s).split("(--from)")[1]  # the borrowed runs' line names it too
     when = f"ended {ends[0]}" + (f" to {ends[-1]}" if ends[-1] != ends[0] else "") + ", trained with gan_lab "
     assert when in rp.render_entry(s)
     later = dict(s, merged=[{**s["merged"][0], "ended": ["2026-01-01 00:00 UTC", "2026-01-02 09:30 UTC"]}])
