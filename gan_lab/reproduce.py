@@ -393,9 +393,7 @@ def render_entry(summary: dict) -> str:
         "metrics.json records them), a seed-parallel run once. "
         f"{'Tabulated from the finished jobs' if summary.get('tabulated_only') else 'Measured'} "
         f"{mach['date']} with gan_lab {mach['gan_lab']}, torch "
-        f"{mach['torch']} on {mach['cpu']} ({mach['cores']} cores"
-        + (f", {mach['cpu_isa']}" if mach.get("cpu_isa") else "")
-        + (f", {mach['gpu']}" if mach.get("gpu") else "")
+        f"{mach['torch']} on {_hardware(mach)}"
         + f"; load average {mach.get('load_average')} at the end)"
         + (f", {summary['jobs']} parallel job(s)" if summary.get("jobs") else "")
         + (f", scale {summary['scale']}" if summary.get("scale") else "")
@@ -408,13 +406,7 @@ def render_entry(summary: dict) -> str:
         when = f"recorded {m.get('date') or first.get('date') or '?'}"  # runs without their end times: file's date
         if ended:
             when = f"ended {ended[0]}" if ended[0] == ended[1] else f"ended {ended[0]} to {ended[1]}"
-        on = "; ".join(
-            f"gan_lab {w.get('gan_lab') or '?'} on {w.get('cpu') or '?'} ({w.get('cores') or '?'} cores"
-            + (f", {w['cpu_isa']}" if w.get("cpu_isa") else "")
-            + (f", {w['gpu']}" if w.get("gpu") else "")
-            + ")"
-            for w in m.get("machines") or [first]
-        )
+        on = "; ".join(f"gan_lab {w.get('gan_lab') or '?'} on {_hardware(w)})" for w in m.get("machines") or [first])
         lines.append(f"- {m['runs']} of these runs from `{m['from']}` (--from): {when}, trained with {on}.")
     if summary.get("records"):
         kept = summary.get("records_path", summary["records"])
@@ -673,6 +665,15 @@ def _recorded_machines(path: Path) -> dict[str, dict]:
         return {r["dir"]: r["machine"] for row in rows for r in row["runs"] if r.get("machine") and r.get("dir")}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+
+
+def _hardware(where: dict) -> str:
+    """A machine record's hardware, the closing parenthesis left to the caller: "AMD EPYC (2 cores, AVX2[, GPU]"."""
+    return (
+        f"{where.get('cpu') or '?'} ({where.get('cores') or '?'} cores"
+        + (f", {where['cpu_isa']}" if where.get("cpu_isa") else "")
+        + (f", {where['gpu']}" if where.get("gpu") else "")
+    )
 
 
 def _merged_info(taken) -> list[dict]:
