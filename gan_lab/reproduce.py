@@ -54,6 +54,8 @@ SR_SETS = {"set5": "CSet5", "set14": "CSet14"}
 WITHIN = 2.0  # a measured mean "reproduces" a paper value within this many combined standard errors
 ALPHA = 0.05  # significance level of the claim tests
 MACHINE_FILE = "machine.json"  # in a run's directory: the machine the reproduce command trained it on
+MACHINE_KIND = ("gan_lab", "cpu", "cpu_isa", "cores", "gpu")  # what tells the machines of --from runs apart
+RUN_MACHINE = (*MACHINE_KIND, "torch")  # what each run keeps of the machine that trained it
 MIN_N = 3  # fewest completed seeds for a cell to be compared with the paper (2 seeds give a meaningless s.e.)
 MARKERS = ("<!-- reproduction:begin -->", "<!-- reproduction:end -->")
 _LOCATION = re.compile(r"(^|\.)(\w*root|\w*dir|\w*path|\w*file)$")
@@ -393,8 +395,7 @@ def render_entry(summary: dict) -> str:
         "metrics.json records them), a seed-parallel run once. "
         f"{'Tabulated from the finished jobs' if summary.get('tabulated_only') else 'Measured'} "
         f"{mach['date']} with gan_lab {mach['gan_lab']}, torch "
-        f"{mach['torch']} on {_hardware(mach)}"
-        + f"; load average {mach.get('load_average')} at the end)"
+        f"{mach['torch']} on {_hardware(mach, '; load average ' + str(mach.get('load_average')) + ' at the end')}"
         + (f", {summary['jobs']} parallel job(s)" if summary.get("jobs") else "")
         + (f", scale {summary['scale']}" if summary.get("scale") else "")
         + (f", steps x {summary['steps_scale']:g}" if summary.get("steps_scale", 1.0) != 1.0 else "")
@@ -406,7 +407,7 @@ def render_entry(summary: dict) -> str:
         when = f"recorded {m.get('date') or first.get('date') or '?'}"  # runs without their end times: file's date
         if ended:
             when = f"ended {ended[0]}" if ended[0] == ended[1] else f"ended {ended[0]} to {ended[1]}"
-        on = "; ".join(f"gan_lab {w.get('gan_lab') or '?'} on {_hardware(w)})" for w in m.get("machines") or [first])
+        on = "; ".join(f"gan_lab {w.get('gan_lab') or '?'} on {_hardware(w)}" for w in m.get("machines") or [first])
         lines.append(f"- {m['runs']} of these runs from `{m['from']}` (--from): {when}, trained with {on}.")
     if summary.get("records"):
         kept = summary.get("records_path", summary["records"])
@@ -667,12 +668,13 @@ def _recorded_machines(path: Path) -> dict[str, dict]:
         return {}
 
 
-def _hardware(where: dict) -> str:
-    """A machine record's hardware, the closing parenthesis left to the caller: "AMD EPYC (2 cores, AVX2[, GPU]"."""
+def _hardware(where: dict, more: str = "") -> str:
+    """A machine record's hardware, `more` inside its parentheses: "AMD EPYC (2 cores, AVX2[, GPU]<more>)"."""
     return (
         f"{where.get('cpu') or '?'} ({where.get('cores') or '?'} cores"
         + (f", {where['cpu_isa']}" if where.get("cpu_isa") else "")
         + (f", {where['gpu']}" if where.get("gpu") else "")
+        + f"{more})"
     )
 
 
@@ -683,7 +685,7 @@ def _merged_info(taken) -> list[dict]:
         info = out.setdefault(source, {"from": source, "runs": 0, "machines": [], "ended": []})
         info["runs"] += 1
         where = r.get("machine") or mach or {}  # a run's own record of its machine, else its file's
-        kind = {k: where.get(k) for k in ("gan_lab", "cpu", "cpu_isa", "cores", "gpu")}
+        kind = {k: where.get(k) for k in MACHINE_KIND}
         info["machines"] += [kind] if kind not in info["machines"] else []
         info["date"] = info.get("date") or where.get("date")
         info["ended"] += [r["ended"]] if r.get("ended") else []
@@ -868,7 +870,7 @@ def reproduce(
             summaries.append(summary)
             continue
         t0, results = time.time(), {}
-        here = {k: v for k, v in machine().items() if k in ("cpu", "cpu_isa", "cores", "gpu", "torch", "gan_lab")}
+        here = {k: v for k, v in machine().items() if k in RUN_MACHINE}
         trained_on = _recorded_machines(out / entry.name / "reproduction.json")  # of the jobs reused below
         # else as a --from file recorded the same run (same directory, same end): a copy of --out's records,
         # when a narrower tabulation of --out has left the run out of its reproduction.json since
